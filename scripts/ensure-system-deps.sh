@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install the OS packages Aurora runs with (Prometheus + promtool, Alertmanager + amtool,
+# GnuPG, sqlite3, jq, wrk) when they are missing. Needs root and apt-get (Debian/Ubuntu);
+# elsewhere it prints the command to run. With --best-effort a failure is a warning only.
+set -uo pipefail
+best_effort=0
+[ "${1:-}" = "--best-effort" ] && best_effort=1
+
+declare -A package_of=(
+  [prometheus]=prometheus [promtool]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
+  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl
+)
+missing=()
+for cmd in "${!package_of[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+
+fail() {
+  echo "aurora: missing OS packages: $packages" >&2
+  echo "aurora: install them with: sudo apt-get install -y $packages" >&2
+  [ $best_effort -eq 1 ] && { echo "aurora: continuing without them" >&2; exit 0; }
+  exit 1
+}
+command -v apt-get >/dev/null 2>&1 || fail
+[ "$(id -u)" -eq 0 ] || fail
+echo "aurora: installing OS packages: $packages"
+export DEBIAN_FRONTEND=noninteractive
+# Debian's prometheus packages try to start services; there is no init system in
+# containers, and Aurora starts its own instances, so refuse service starts here.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' > $policy && chmod +x $policy && created_policy=1; fi
+ok=1
+apt-get install -y -q --no-install-recommends $packages >/tmp/aurora-apt.log 2>&1 \
+  || { apt-get update -q >>/tmp/aurora-apt.log 2>&1 \
+       && apt-get install -y -q --no-install-recommends $packages >>/tmp/aurora-apt.log 2>&1; } \
+  || ok=0
+[ $created_policy -eq 1 ] && rm -f $policy
+[ $ok -eq 1 ] || { tail -5 /tmp/aurora-apt.log >&2; fail; }

@@ -1,0 +1,3 @@
+"""Aurora: a treaty-governed compute-brokering gateway with a tamper-evident ledger."""
+
+__version__ = "1.0.0"

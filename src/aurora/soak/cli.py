@@ -1,0 +1,25 @@
+"""`aurora soak ...`, `aurora drill ...` and `aurora rollback` commands."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)
+drill_app = typer.Typer(no_args_is_help=True)
+
+
+@app.command()
+def todo() -> None:
+    """Not built yet."""
+    raise typer.Exit(1)
+
+
+@drill_app.command()
+def todo2() -> None:
+    """Not built yet."""
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    pass
+
