@@ -43,6 +43,67 @@ def init_home(home: Home) -> list[tuple[str, str]]:
 
 def register(app: typer.Typer) -> None:
     @app.command()
+    def up(
+        traffic: bool = typer.Option(True, help="Run simulated tenant traffic."),
+        traffic_rate: float = typer.Option(None, "--traffic-rate", help="Orders/s offered."),
+        pace: bool = typer.Option(True, help="Pace traffic to the tenants' daily budgets."),
+        observatory: bool = typer.Option(True, help="Start Prometheus and Alertmanager."),
+        backups: bool = typer.Option(True, help="Run the 15-minute ledger backup loop."),
+        scenario: str = typer.Option(None, help="Schedule a fault scenario (config/scenarios.json)."),
+    ) -> None:
+        """Start the stack in the background and wait until every service answers."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from aurora.config import load_stack
+        from aurora.stack import UpOptions, urls
+        from aurora.stack import up as start
+
+        home = Home.discover()
+        init_home(home)
+        console = Console()
+        options = UpOptions(traffic=traffic, traffic_rate=traffic_rate, pace=pace,
+                            observatory=observatory, backups=backups, scenario=scenario)
+        with console.status("starting the stack") as status:
+            results = start(home, options, on_step=lambda text: status.update(text))
+        table = Table(title="Aurora stack", show_lines=False)
+        table.add_column("service")
+        table.add_column("pid", justify="right")
+        table.add_column("state")
+        for item in results:
+            table.add_row(item.name, str(item.pid or "-"), item.note)
+        console.print(table)
+        for name, url in urls(load_stack(home)):
+            console.print(f"  {name:<20} {url}")
+        console.print(f"  logs: {home.logs_dir}/   stop: make down")
+
+    @app.command()
+    def down(service: list[str] = typer.Argument(None, help="Only these services.")) -> None:
+        """Stop what `aurora up` started (by PID file only)."""
+        from aurora.stack import down as stop
+
+        for name, was_running in stop(Home.discover(), service or None):
+            if was_running:
+                print(f"stopped {name}")
+        print("stack is down" if not service else "done")
+
+    @app.command()
+    def status(as_json: bool = typer.Option(False, "--json")) -> None:
+        """Which services run, with their pids."""
+        import json
+
+        from aurora import procs
+        from aurora.stack import ALL_SERVICES
+
+        home = Home.discover()
+        state = {name: procs.running(home, name) for name in ALL_SERVICES}
+        if as_json:
+            print(json.dumps(state))
+            return
+        for name, pid in state.items():
+            print(f"{name:<14} {'running pid ' + str(pid) if pid else 'stopped'}")
+
+    @app.command()
     def init(quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing.")) -> None:
         """Create dev keys for every tenant and provider, the ledger key and ops/ folders.
 

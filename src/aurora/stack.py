@@ -1,0 +1,150 @@
+"""The whole stack as an ordered list of services: start, stop, report.
+
+Each service is a command started through ``aurora.procs`` (PID file, log
+file) and, where it serves HTTP, a URL that must answer before the next one
+starts. Prometheus and Alertmanager come from the OS packages; when a binary
+is missing the rest of the stack still comes up and ``up`` says what to install.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aurora import procs
+from aurora.config import StackConfig, load_stack
+from aurora.errors import AuroraError
+from aurora.home import Home
+
+AURORA = [sys.executable, "-m", "aurora"]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: Callable[[Home, StackConfig], list[str]]
+    ready_url: Callable[[StackConfig], str | None] = lambda _: None
+    binary: str | None = None  # an OS binary that must exist, with the package that ships it
+    package: str | None = None
+    role: str = "core"  # core | observatory | traffic | backup
+    start_timeout: float = 30.0
+
+
+@dataclass
+class UpOptions:
+    traffic: bool = True
+    traffic_rate: float | None = None
+    pace: bool = True
+    observatory: bool = True
+    backups: bool = True
+    scenario: str | None = None
+    zero_delay: bool = False  # benchmarks: no provider delay or refusals, unlimited capacity
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+def _prometheus_argv(home: Home, stack: StackConfig) -> list[str]:
+    from aurora.slo.promconfig import prometheus_argv, write_runtime_config
+
+    config = write_runtime_config(home, stack)
+    return prometheus_argv(config, stack.prometheus_port, home.data_dir / "prometheus")
+
+
+def _alertmanager_argv(home: Home, stack: StackConfig) -> list[str]:
+    from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
+
+    config = render_alertmanager_config(home, stack)
+    return alertmanager_argv(config, stack.alertmanager_port, home.data_dir / "alertmanager")
+
+
+def services(options: UpOptions) -> list[Service]:
+    providers = [*AURORA, "providers"]
+    if options.scenario:
+        providers += ["--scenario", options.scenario]
+    if options.zero_delay:
+        providers += ["--zero-delay", "--unlimited-capacity"]
+    traffic = [*AURORA, "traffic"]
+    if options.traffic_rate:
+        traffic += ["--rate", str(options.traffic_rate)]
+    if not options.pace:
+        traffic.append("--no-pace")
+    return [
+        Service("providers", lambda h, s: providers,
+                lambda s: s.url(s.providers_port, "/healthz")),
+        Service("bridge", lambda h, s: [*AURORA, "bridge"],
+                lambda s: s.url(s.bridge_port, "/readyz")),
+        Service("incidents", lambda h, s: [*AURORA, "incident", "serve"],
+                lambda s: s.url(s.incidents_port, "/healthz")),
+        Service("alertmanager", _alertmanager_argv,
+                lambda s: s.url(s.alertmanager_port, "/-/ready"),
+                binary="prometheus-alertmanager", package="prometheus-alertmanager",
+                role="observatory"),
+        Service("prometheus", _prometheus_argv,
+                lambda s: s.url(s.prometheus_port, "/-/ready"),
+                binary="prometheus", package="prometheus", role="observatory"),
+        Service("backup", lambda h, s: [*AURORA, "ledger", "backup", "--every", s.backup_every],
+                role="backup"),
+        Service("traffic", lambda h, s: traffic, role="traffic"),
+    ]
+
+
+ALL_SERVICES = [s.name for s in services(UpOptions())]
+
+
+@dataclass
+class Started:
+    name: str
+    pid: int | None
+    note: str
+
+
+def up(home: Home, options: UpOptions, *, on_step: Callable[[str], None] = lambda _: None
+       ) -> list[Started]:
+    stack = load_stack(home)
+    results: list[Started] = []
+    for service in services(options):
+        if service.role == "observatory" and not options.observatory:
+            continue
+        if service.role == "traffic" and not options.traffic:
+            continue
+        if service.role == "backup" and not options.backups:
+            continue
+        if (pid := procs.running(home, service.name)) is not None:
+            results.append(Started(service.name, pid, "already running"))
+            continue
+        if service.binary and shutil.which(service.binary) is None:
+            note = (f"not started: `{service.binary}` is missing — install it with "
+                    f"`sudo apt-get install -y {service.package}` (or `make up` as root)")
+            results.append(Started(service.name, None, note))
+            continue
+        on_step(f"starting {service.name}")
+        pid = procs.spawn(home, service.name, service.argv(home, stack), env=options.extra_env)
+        url = service.ready_url(stack)
+        if url is not None:
+            try:
+                procs.wait_http(url, timeout=service.start_timeout,
+                                pid_check=(home, service.name))
+            except AuroraError:
+                procs.stop(home, service.name)
+                raise
+        results.append(Started(service.name, pid, "started"))
+    return results
+
+
+def down(home: Home, names: list[str] | None = None) -> list[tuple[str, bool]]:
+    """Stop services (reverse start order) by their PID files; (name, was running)."""
+    order = list(reversed(ALL_SERVICES))
+    chosen = [n for n in order if names is None or n in names]
+    return [(name, procs.stop(home, name)) for name in chosen]
+
+
+def urls(stack: StackConfig) -> list[tuple[str, str]]:
+    return [
+        ("Bridge (orders)", stack.url(stack.bridge_port, "/aurora/order")),
+        ("Aurora metrics", stack.metrics_url),
+        ("Simulator metrics", stack.url(stack.providers_port, "/metrics")),
+        ("Prometheus", stack.prometheus_url),
+        ("Alertmanager", stack.alertmanager_url),
+        ("Incident receiver", stack.url(stack.incidents_port, "/incidents")),
+    ]

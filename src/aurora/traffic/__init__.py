@@ -1,0 +1,1 @@
+"""Simulated tenant traffic: a pure plan and an open-loop HTTP runner."""
