@@ -1,18 +1,114 @@
-"""`aurora slo ...` and `aurora health-check` commands."""
+"""`aurora slo report`, the seed's `scripts/canary-slo-reporter.py`, and `aurora health-check`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from aurora.errors import AuroraError
 
 app = typer.Typer(no_args_is_help=True)
 
-
-@app.command()
-def todo() -> None:
-    """Not built yet."""
-    raise typer.Exit(1)
+# The seed's script runs the report command alone: an app with a single command.
+reporter_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def register(app: typer.Typer) -> None:
-    pass
+def report(
+    prometheus: str | None = typer.Option(
+        None, "--prometheus", metavar="URL",
+        help="Prometheus base URL (default: from config/stack.json)"),
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", metavar="FILE",
+        help="Report file (default: reports/slo-report-TIME.json)")] = None,
+    no_sign: bool = typer.Option(False, "--no-sign", help="Do not sign (the default)."),
+    key: str | None = typer.Option(
+        None, "--key", metavar="KEYID",
+        help="Sign with this GnuPG secret key: FILE.asc and FILE.sha256."),
+    treaty_id: str | None = typer.Option(
+        None, "--treaty-id", metavar="ID", help="Treaty (default: the treaty template's)"),
+    window: str = typer.Option("72h", "--window", help="How far back: 24h, 72h, 7d, ..."),
+    at: str | None = typer.Option(
+        None, "--at", metavar="RFC3339",
+        help="Evaluate at this time instead of now (re-creates a report)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    check: bool = typer.Option(False, "--check", help="Exit 1 when the report is not compliant."),
+) -> None:
+    """SLO compliance report over a window, from Prometheus (optionally GPG-signed).
 
+    Exit 0 when the report was written, even if not compliant (unless --check).
+    Exit 2 when Prometheus is unreachable, the window is bad or the key is unknown.
+    """
+    from rich.console import Console
+
+    from aurora.config import load_stack
+    from aurora.home import Home
+    from aurora.slo import gpg
+    from aurora.slo.prometheus import PrometheusClient
+    from aurora.slo.report import build_report, evaluation_time, summary_table, write_report
+    from aurora.treaty import load_treaty
+
+    if no_sign and key:
+        raise AuroraError("--no-sign and --key exclude each other", exit_code=2)
+    home = Home.discover()
+    url = prometheus or load_stack(home).prometheus_url
+    when = evaluation_time(at)
+    if output is None:
+        output = home.reports_dir / f"slo-report-{when.strftime('%Y%m%dT%H%M%SZ')}.json"
+    if key:
+        gpg.check_secret_key(key)  # fail before querying and writing
+    treaty = treaty_id or load_treaty(home).treaty_id
+    with PrometheusClient(url) as client:
+        document = build_report(client, treaty_id=treaty, window=window, at=when,
+                                prometheus_url=url)
+    write_report(document, output)
+    signed = gpg.sign(output, key) if key else None
+    if as_json:
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        console = Console()
+        console.print(summary_table(document))
+        console.print(f"wrote {output}")
+        if signed:
+            console.print(f"signed {signed.signature} (key {key}), sha256 in {signed.checksum}")
+    if check and not document["compliant"]:
+        raise typer.Exit(1)
+
+
+app.command("report")(report)
+reporter_app.command()(report)
+
+
+def reporter_main(argv: list[str] | None = None) -> None:
+    """Entry point of scripts/canary-slo-reporter.py."""
+    from aurora.cli import run_app
+
+    run_app(reporter_app, argv, prog="canary-slo-reporter.py")
+
+
+def health_check(
+    as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON."),
+) -> None:
+    """Check the whole installation: bridge, metrics, Prometheus, ledger, backups, disk, keys.
+
+    One line per check; exit 0 only when every check passes, 1 otherwise.
+    """
+    from rich.console import Console
+
+    from aurora.home import Home
+    from aurora.slo.health import health_table, run_checks
+
+    results = run_checks(Home.discover())
+    if as_json:
+        typer.echo(json.dumps({"ok": all(r.ok for r in results),
+                               "checks": [r.to_json() for r in results]}, indent=2))
+    else:
+        Console().print(health_table(results))
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("health-check")(health_check)

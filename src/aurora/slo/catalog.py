@@ -1,0 +1,152 @@
+"""The SLOs, their objectives, alert thresholds and burn-rate policy, defined once.
+
+Numbers here are the seed's targets ("SLO Targets", "Alert if", "Success Criteria") and the
+burn-rate policy of issue 4; the rule files, the Grafana files, the reporter and the docs
+all derive from them (``python -m aurora.slo.artifacts --write``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Comparison = Literal[">=", "<="]
+Severity = Literal["critical", "warning"]
+BudgetKey = Literal["fill", "rtt", "policy", "provenance"]
+
+DEFAULT_TREATY_ID = "AURORA-AKASH-001"
+DATASOURCE_UID = "aurora-prometheus"
+RUNBOOK = "docs/RUNBOOK.md"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One line of the seed's SLO table: ``value op target`` must hold over the window."""
+
+    key: str
+    title: str
+    op: Comparison
+    target: float
+    unit: Literal["ratio", "ms"]
+
+
+# The seed's "Success Criteria / Technical" (fill p50 is there, not in the SLO table).
+OBJECTIVES: tuple[Objective, ...] = (
+    Objective("fill_rate_p50", "Fill rate p50", ">=", 0.85, "ratio"),
+    Objective("fill_rate_p95", "Fill rate p95 (level met in 95 % of windows)", ">=", 0.80, "ratio"),
+    Objective("rtt_p50", "RTT p50", "<=", 280.0, "ms"),
+    Objective("rtt_p95", "RTT p95", "<=", 350.0, "ms"),
+    Objective("provenance", "Provenance coverage", ">=", 0.95, "ratio"),
+    Objective("policy_p99", "Policy decision p99", "<=", 25.0, "ms"),
+)
+OBJECTIVE = {o.key: o for o in OBJECTIVES}
+
+
+@dataclass(frozen=True)
+class BudgetSLO:
+    """An SLO read as good events / all events, for error budgets and burn-rate alerts.
+
+    ``objective`` is the share of good events; the error budget is ``1 - objective``.
+    """
+
+    key: BudgetKey
+    title: str
+    objective: float
+    good: str
+    total: str
+    alert: str  # name of the burn-rate alert
+    anchor_slo: str  # the OBJECTIVES entry this budget protects
+
+
+BUDGETS: tuple[BudgetSLO, ...] = (
+    # The treaty's fill target (kpi_targets.fill_rate, the seed's p50 0.85) as an event SLI.
+    BudgetSLO("fill", "Fill rate", 0.85, "filled orders", "admitted orders (filled + dropped)",
+              "TreatyFillBudgetBurn", "fill_rate_p50"),
+    # "RTT p95 <= 350 ms" is "95 % of orders get their ACK within 350 ms".
+    BudgetSLO("rtt", "RTT", 0.95, "orders with RTT <= 350 ms", "orders with an ACK",
+              "TreatyRttBudgetBurn", "rtt_p95"),
+    # "policy p99 <= 25 ms" is "99 % of decisions take at most 25 ms".
+    BudgetSLO("policy", "Policy latency", 0.99, "decisions <= 25 ms", "policy decisions",
+              "PolicyLatencyBudgetBurn", "policy_p99"),
+    # The coverage gauge already is good/total (re-verified / accepted orders); its average
+    # over a window is the SLI.
+    BudgetSLO("provenance", "Provenance", 0.95, "orders whose ledger record re-verifies",
+              "provider-accepted orders", "TreatyProvenanceBudgetBurn", "provenance"),
+)
+BUDGET = {b.key: b for b in BUDGETS}
+
+# Bucket bounds the event SLIs count as "good" (they must be bucket bounds of the histograms).
+RTT_GOOD_MS = 350.0
+POLICY_GOOD_MS = 25.0
+
+
+@dataclass(frozen=True)
+class BurnWindow:
+    """A multiwindow burn-rate pair: both windows must burn faster than ``factor``."""
+
+    long: str
+    short: str
+    factor: float
+    severity: Severity
+    action: Literal["page", "ticket"]
+
+
+# The SRE workbook's pairs scaled to the soak's 7-day SLO period: 16.8x for 1 h spends
+# 10 % of a 7-day budget, 5.6x for 6 h spends 20 %, 2.8x for 1 d spends 40 %.
+SLO_PERIOD = "7d"
+BURN_WINDOWS: tuple[BurnWindow, ...] = (
+    BurnWindow("1h", "5m", 16.8, "critical", "page"),
+    BurnWindow("6h", "30m", 5.6, "critical", "page"),
+    BurnWindow("1d", "2h", 2.8, "warning", "ticket"),
+)
+# A quiet treaty must not page on three failed orders: a burn-rate alert needs at least this
+# many events of its SLI in its long window.
+MIN_EVENTS_IN_LONG_WINDOW = 100
+
+
+@dataclass(frozen=True)
+class SeedAlert:
+    """One of the seed's four "Alert if" lines."""
+
+    name: str
+    slo: BudgetKey  # the `slo` label, as on the burn-rate alerts (Alertmanager inhibits by it)
+    op: Literal["<", ">"]
+    threshold: float
+    hold: str  # Prometheus `for:`
+    severity: Severity
+    summary: str
+    description: str
+
+
+SEED_ALERTS: tuple[SeedAlert, ...] = (
+    SeedAlert("TreatyFillRateLow", "fill", "<", 0.75, "15m", "critical",
+              "Fill rate below 0.75 for 15 minutes on {{ $labels.treaty_id }}",
+              "treaty_fill_rate is {{ $value | humanizePercentage }} (alert below 75 %, "
+              "SLO p50 >= 85 %): admitted orders are being dropped."),
+    SeedAlert("TreatyRttP95High", "rtt", ">", 400.0, "15m", "warning",
+              "RTT p95 above 400 ms for 15 minutes on {{ $labels.treaty_id }}",
+              "p95 order-to-ACK round trip over 5m is {{ $value | printf \"%.0f\" }} ms "
+              "(alert above 400 ms, SLO <= 350 ms)."),
+    SeedAlert("TreatyProvenanceLow", "provenance", "<", 0.90, "5m", "critical",
+              "Provenance coverage below 0.90 for 5 minutes on {{ $labels.treaty_id }}",
+              "treaty_provenance_coverage is {{ $value | humanizePercentage }} (alert below "
+              "90 %, SLO >= 95 %): accepted orders whose ledger record does not re-verify."),
+    SeedAlert("PolicyLatencyP99High", "policy", ">", 50.0, "5m", "warning",
+              "Policy decision p99 above 50 ms for 5 minutes on {{ $labels.treaty_id }}",
+              "p99 vault-law decision time over 5m is {{ $value | printf \"%.1f\" }} ms "
+              "(alert above 50 ms, SLO <= 25 ms)."),
+)
+
+# Admitted traffic stopped while the exporter is up (a broken traffic path, not a quiet day).
+NO_TRAFFIC_WINDOW = "10m"
+NO_TRAFFIC_HOLD = "10m"
+# A scrape target down.
+TARGET_DOWN_HOLD = "5m"
+
+# Data loss: the seed's RPO.
+RPO_SECONDS = 15 * 60
+
+
+def runbook_url(alert: str) -> str:
+    """The runbook anchor of an alert (GitHub-style: the heading text, lower-cased)."""
+    return f"{RUNBOOK}#{alert.lower()}"

@@ -1,0 +1,257 @@
+"""Every PromQL expression Aurora uses, named: the seed's literal queries, the rules', the
+dashboard's and the reporter's.
+
+Conventions, because of how the treaty metrics reach Prometheus:
+
+* Prometheus adds the target label ``treaty_id`` to everything scraped from the bridge's
+  exporter, which also emits ``treaty_id``; the exporter's copy becomes
+  ``exported_treaty_id``. Every aggregation is ``by (treaty_id)``.
+* ``le`` is compared as text by Prometheus 2.x: prometheus_client writes ``le="350.0"``,
+  other exporters ``le="350"``; bucket matchers accept both (:func:`le_matcher`).
+* Windowed expressions take a Prometheus duration (``5m``, ``72h``); :func:`prom_duration`
+  turns seconds into one.
+"""
+
+from __future__ import annotations
+
+import re
+
+from aurora.slo.catalog import (
+    NO_TRAFFIC_WINDOW,
+    POLICY_GOOD_MS,
+    RTT_GOOD_MS,
+    BudgetKey,
+)
+from aurora.slo.math import quantile_for
+
+# --- the seed's queries, verbatim ----------------------------------------------------------
+
+SEED_FILL_RATE = "treaty_fill_rate"
+SEED_FILL_RATE_TREATY = 'treaty_fill_rate{treaty_id="AURORA-AKASH-001"}'
+SEED_DROPPED_RATE = "rate(treaty_dropped_requests_total[5m])"
+SEED_FILL_P95 = "histogram_quantile(0.95, treaty_fill_rate_bucket)"
+SEED_RTT_P95 = "histogram_quantile(0.95, treaty_rtt_ms_bucket)"
+SEED_PROVENANCE = "treaty_provenance_coverage"
+SEED_POLICY_P99 = "histogram_quantile(0.99, policy_decision_ms_bucket)"
+
+SEED_QUERIES: dict[str, str] = {
+    "fill_rate": SEED_FILL_RATE,
+    "fill_rate_treaty": SEED_FILL_RATE_TREATY,
+    "dropped_rate": SEED_DROPPED_RATE,
+    "fill_rate_p95": SEED_FILL_P95,
+    "rtt_p95": SEED_RTT_P95,
+    "provenance": SEED_PROVENANCE,
+    "policy_p99": SEED_POLICY_P99,
+}
+
+# --- durations and selectors ---------------------------------------------------------------
+
+_PROM_DURATION = re.compile(r"^(?:[0-9]+y)?(?:[0-9]+w)?(?:[0-9]+d)?(?:[0-9]+h)?(?:[0-9]+m)?"
+                            r"(?:[0-9]+s)?(?:[0-9]+ms)?$")
+
+
+def prom_duration(seconds: float) -> str:
+    """``seconds`` as a Prometheus duration, e.g. ``5m``, ``1h30m``, ``2s500ms``."""
+    total_ms = round(seconds * 1000)
+    if total_ms <= 0:
+        raise ValueError(f"a PromQL range must be positive, not {seconds}s")
+    parts = []
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000),
+                       ("ms", 1)):
+        if total_ms >= size:
+            parts.append(f"{total_ms // size}{unit}")
+            total_ms %= size
+    return "".join(parts)
+
+
+def is_prom_duration(text: str) -> bool:
+    return bool(text) and _PROM_DURATION.match(text) is not None
+
+
+def le_matcher(bound: float) -> str:
+    """A matcher for the bucket whose upper bound is ``bound``, whichever way it is written."""
+    if float(bound).is_integer():
+        whole = str(int(bound))
+        return f'le=~"{whole}(\\\\.0)?"'
+    return f'le="{bound!r}"'
+
+
+def selector(metric: str, *matchers: str, treaty_id: str | None = None) -> str:
+    """``metric{...}``; with ``treaty_id`` restricted to that treaty."""
+    parts = ([f'treaty_id="{treaty_id}"'] if treaty_id else []) + list(matchers)
+    return f"{metric}{{{','.join(parts)}}}" if parts else metric
+
+
+ADMITTED = 'outcome=~"filled|dropped"'  # orders the gateway itself answers for
+FILLED = 'outcome="filled"'
+DROPPED = 'outcome="dropped"'
+
+# --- quantiles ------------------------------------------------------------------------------
+
+
+def quantile(q: float, histogram: str, window: str, treaty_id: str | None = None) -> str:
+    """``q``-quantile of ``histogram`` (base name) over ``window``, per treaty.
+
+    ``rate`` and ``increase`` give the same quantile; ``rate`` matches the recording rules.
+    """
+    series = selector(f"{histogram}_bucket", treaty_id=treaty_id)
+    return f"histogram_quantile({q}, sum by (le, treaty_id) (rate({series}[{window}])))"
+
+
+FILL_RATE_WINDOW = "1h"  # one fill-rate observation per minute: 60 per quantile
+LATENCY_WINDOW = "5m"
+
+# the strict reading of a higher-is-better "p95 >= x": the level met in 95 % of windows
+FILL_STRICT_Q = quantile_for(95, higher_is_better=True)
+
+
+def fill_p50(window: str = FILL_RATE_WINDOW, treaty_id: str | None = None) -> str:
+    return quantile(0.5, "treaty_fill_rate", window, treaty_id)
+
+
+def fill_p95_literal(window: str = FILL_RATE_WINDOW, treaty_id: str | None = None) -> str:
+    return quantile(0.95, "treaty_fill_rate", window, treaty_id)
+
+
+def fill_p95_strict(window: str = FILL_RATE_WINDOW, treaty_id: str | None = None) -> str:
+    return quantile(FILL_STRICT_Q, "treaty_fill_rate", window, treaty_id)
+
+
+def rtt_quantile(q: float, window: str = LATENCY_WINDOW, treaty_id: str | None = None) -> str:
+    return quantile(q, "treaty_rtt_ms", window, treaty_id)
+
+
+def policy_p99(window: str = LATENCY_WINDOW, treaty_id: str | None = None) -> str:
+    return quantile(0.99, "policy_decision_ms", window, treaty_id)
+
+
+# --- the seed's four alert conditions, without their thresholds (Grafana needs them apart) ---
+
+FILL_RATE_NOW = "min by (treaty_id) (treaty_fill_rate)"
+PROVENANCE_NOW = "min by (treaty_id) (treaty_provenance_coverage)"
+SEED_ALERT_SIGNALS: dict[BudgetKey, str] = {
+    "fill": FILL_RATE_NOW,
+    "rtt": rtt_quantile(0.95),
+    "provenance": PROVENANCE_NOW,
+    "policy": policy_p99(),
+}
+
+# --- event SLIs: error ratios and event rates -----------------------------------------------
+
+
+def _sum_rate(series: str, window: str, by: str = "treaty_id") -> str:
+    return f"sum by ({by}) (rate({series}[{window}]))"
+
+
+def error_ratio(key: BudgetKey, window: str) -> str:
+    """Share of bad events of SLI ``key`` over ``window``, per treaty."""
+    if key == "fill":
+        admitted = _sum_rate(selector("treaty_requests_total", ADMITTED), window)
+        dropped = _sum_rate(selector("treaty_requests_total", DROPPED), window)
+        # no "dropped" series before the first drop: count it as zero, not as absent
+        return f"(\n  {dropped}\n  or 0 * {admitted}\n)\n/\n{admitted}"
+    if key == "provenance":
+        return f"1 - avg by (treaty_id) (avg_over_time(treaty_provenance_coverage[{window}]))"
+    histogram, bound = (("treaty_rtt_ms", RTT_GOOD_MS) if key == "rtt"
+                        else ("policy_decision_ms", POLICY_GOOD_MS))
+    good = _sum_rate(selector(f"{histogram}_bucket", le_matcher(bound)), window)
+    total = _sum_rate(f"{histogram}_count", window)
+    return f"1 - (\n  {good}\n  /\n  {total}\n)"
+
+
+def events_rate(key: BudgetKey, window: str) -> str:
+    """Events per second of SLI ``key`` over ``window`` (the minimum-traffic guard)."""
+    if key in ("fill", "provenance"):
+        return _sum_rate(selector("treaty_requests_total", ADMITTED), window)
+    histogram = "treaty_rtt_ms" if key == "rtt" else "policy_decision_ms"
+    return _sum_rate(f"{histogram}_count", window)
+
+
+# --- recording-rule names ----------------------------------------------------------------------
+
+FILL_P50_RECORD = "treaty:fill_rate:p50_rate1h"
+FILL_P95_RECORD = "treaty:fill_rate:p95_rate1h"
+FILL_P95_STRICT_RECORD = "treaty:fill_rate:p95_strict_rate1h"
+RTT_P50_RECORD = "treaty:rtt_ms:p50_rate5m"
+RTT_P95_RECORD = "treaty:rtt_ms:p95_rate5m"
+POLICY_P99_RECORD = "treaty:policy_decision_ms:p99_rate5m"
+
+QUANTILE_RECORDS: dict[str, str] = {
+    FILL_P50_RECORD: fill_p50(),
+    FILL_P95_RECORD: fill_p95_literal(),
+    FILL_P95_STRICT_RECORD: fill_p95_strict(),
+    RTT_P50_RECORD: rtt_quantile(0.5),
+    RTT_P95_RECORD: rtt_quantile(0.95),
+    POLICY_P99_RECORD: policy_p99(),
+}
+
+
+def error_ratio_record(key: BudgetKey, window: str) -> str:
+    return f"slo:{key}_errors:ratio_rate{window}"
+
+
+def events_rate_record(key: BudgetKey, window: str) -> str:
+    return f"slo:{key}_events:rate{window}"
+
+
+# --- traffic and target health -------------------------------------------------------------
+
+REQUESTS_BY_OUTCOME = "sum by (treaty_id, outcome) (rate(treaty_requests_total[5m]))"
+DROPPED_BY_REASON = "sum by (treaty_id, reason) (rate(treaty_dropped_requests_total[5m]))"
+FAILOVERS_BY_PROVIDER = ("sum by (treaty_id, provider, reason) "
+                         "(rate(treaty_failover_events_total[5m]))")
+TARGETS_UP = "up"
+
+NO_TRAFFIC = (
+    'max by (treaty_id) (up{job="aurora-metrics"}) == 1\n'
+    "unless on (treaty_id)\n"
+    f"{_sum_rate(selector('treaty_requests_total', ADMITTED), NO_TRAFFIC_WINDOW)} > 0"
+)
+TARGET_DOWN = 'up{job=~"aurora-metrics|simulator-metrics|aurora-incidents"} == 0'
+
+# --- providers (:9110) ---------------------------------------------------------------------
+
+PROVIDER_ACTIVE = "max by (provider) (provider_active)"
+PROVIDER_LATENCY = "max by (provider) (provider_latency_ms)"
+PROVIDER_CAPACITY = "max by (provider) (provider_capacity_gpu_hours)"
+PROVIDER_PRICE = "max by (provider) (provider_price_usd)"
+PROVIDER_REPUTATION = "max by (provider) (provider_reputation)"
+PROVIDER_ORDERS = "sum by (provider, outcome) (rate(provider_orders_total[5m]))"
+
+# --- the reporter: whole-window values for one treaty ----------------------------------------
+
+
+def increase_by(series: str, window: str, by: str = "treaty_id") -> str:
+    return f"sum by ({by}) (increase({series}[{window}]))"
+
+
+def requests_by_outcome(window: str, treaty_id: str) -> str:
+    return increase_by(selector("treaty_requests_total", treaty_id=treaty_id), window,
+                       "treaty_id, outcome")
+
+
+def drops_by_reason(window: str, treaty_id: str) -> str:
+    return increase_by(selector("treaty_dropped_requests_total", treaty_id=treaty_id), window,
+                       "treaty_id, reason")
+
+
+def histogram_good(histogram: str, bound: float, window: str, treaty_id: str) -> str:
+    return increase_by(selector(f"{histogram}_bucket", le_matcher(bound), treaty_id=treaty_id),
+                       window)
+
+
+def histogram_count(histogram: str, window: str, treaty_id: str) -> str:
+    return increase_by(selector(f"{histogram}_count", treaty_id=treaty_id), window)
+
+
+def fill_windows(window: str, treaty_id: str) -> str:
+    """How many fill-rate observations (one per ``fill_bucket_every``) the window holds."""
+    return increase_by(selector("treaty_fill_rate_bucket", 'le="+Inf"', treaty_id=treaty_id),
+                       window)
+
+
+def over_time(function: str, metric: str, window: str, treaty_id: str) -> str:
+    """``avg``/``min``/``count`` of ``metric``'s samples over the window, per treaty."""
+    aggregate = "sum" if function == "count" else function
+    return (f"{aggregate} by (treaty_id) "
+            f"({function}_over_time({selector(metric, treaty_id=treaty_id)}[{window}]))")

@@ -1,0 +1,1 @@
+"""Observatory tests (issue 4): rules, queries, reports, signatures, health checks."""
