@@ -1,0 +1,197 @@
+"""Real Alertmanager → real receiver process → incidents in the ledger.
+
+Alertmanager 0.25 runs with ops/alertmanager.yml rendered for short intervals (group wait
+and interval 1 s, repeat 2 s, so resends happen within the test) and delivers to
+``python -m aurora.incidents.server`` on free ports. Alerts are posted to Alertmanager's
+API as Prometheus would post them. (Prometheus → Alertmanager driven by a provider outage
+needs the bridge: phase 2.) Every process is started and stopped by its PID file.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from aurora import procs
+from aurora.config import load_stack
+from aurora.home import Home
+from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
+from aurora.incidents.drill import run_alert_drill
+from aurora.incidents.model import Incident
+from aurora.incidents.store import IncidentStore
+
+from .conftest import TREATY, ledger_incident_entries
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None
+                       and shutil.which("alertmanager") is None,
+                       reason="Alertmanager is not installed; make system-deps installs it"),
+]
+
+WAIT = 30.0  # upper bound for any one delivery; normally 1–3 s
+
+
+def stamp(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class Live:
+    home: Home
+    alertmanager: str
+    receiver: str
+    started: datetime
+
+    def post(self, name: str, *, resolve: bool = False, **labels: str) -> None:
+        """Post (or resolve) an alert the way Prometheus does: same labels, same startsAt."""
+        alert = {
+            "labels": {"alertname": name, "treaty_id": TREATY, **labels},
+            "annotations": {"summary": f"{name} from the integration test"},
+            "startsAt": stamp(self.started),
+            "endsAt": stamp(datetime.now(UTC) if resolve
+                            else datetime.now(UTC) + timedelta(minutes=5)),
+            "generatorURL": "http://127.0.0.1:9090/graph",
+        }
+        httpx.post(f"{self.alertmanager}/api/v2/alerts", json=[alert],
+                   timeout=5.0).raise_for_status()
+
+    def incidents(self, **params: str) -> list[dict[str, Any]]:
+        response = httpx.get(f"{self.receiver}/incidents", params=params, timeout=5.0)
+        response.raise_for_status()
+        found: list[dict[str, Any]] = response.json()["incidents"]
+        return found
+
+    def webhooks_accepted(self) -> float:
+        text = httpx.get(f"{self.receiver}/metrics", timeout=5.0).text
+        return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                    if s.name == "aurora_incident_webhooks_total"
+                    and s.labels == {"outcome": "accepted"})
+
+    def start_receiver(self) -> None:
+        port = load_stack(self.home).incidents_port
+        procs.spawn(self.home, "incidents", [sys.executable, "-m", "aurora.incidents.server",
+                                             "--port", str(port), "--check-every", "1"])
+        procs.wait_http(f"{self.receiver}/healthz", timeout=WAIT,
+                        pid_check=(self.home, "incidents"))
+
+
+def wait_until(what: str, probe: Callable[[], Any], timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        if value := probe():
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def live(home: Path) -> Iterator[Live]:
+    where = Home(home)
+    stack = load_stack(where)
+    config = render_alertmanager_config(where, stack, group_wait="1s", group_interval="1s",
+                                        repeat_interval="2s", out_dir=where.data_dir / "am")
+    running = Live(where, stack.alertmanager_url, stack.incidents_url, datetime.now(UTC))
+    try:
+        running.start_receiver()
+        procs.spawn(where, "alertmanager", alertmanager_argv(
+            config, stack.alertmanager_port, where.data_dir / "alertmanager"))
+        procs.wait_http(f"{stack.alertmanager_url}/-/ready", timeout=WAIT,
+                        pid_check=(where, "alertmanager"))
+        yield running
+    finally:
+        procs.stop(where, "alertmanager")
+        procs.stop(where, "incidents")
+
+
+def events_of(home: Home, incident_id: str) -> list[str]:
+    return [e["data"]["event"] for e in ledger_incident_entries(home)
+            if e["subject"] == incident_id]
+
+
+def test_alert_opens_one_incident_through_resends_then_resolves(live: Live) -> None:
+    live.post("AuroraFillRateLow", severity="critical")
+    [incident] = wait_until("the incident", lambda: live.incidents(alertname="AuroraFillRateLow"))
+    assert incident["sev"] == "SEV2" and incident["status"] == "opened"
+    assert incident["treaty_id"] == TREATY
+    first = live.webhooks_accepted()
+    wait_until("two resends", lambda: live.webhooks_accepted() >= first + 2)
+    assert len(live.incidents()) == 1  # resends never open a second incident
+
+    # an operator acknowledges from another process while the receiver runs
+    with IncidentStore.open(live.home, write=True) as store:
+        acked = store.acknowledge(incident["id"], by="alice", note="provider outage")
+    assert acked.response_seconds is not None and acked.response_seconds >= 0
+
+    live.post("AuroraFillRateLow", severity="critical", resolve=True)
+    [done] = wait_until("the resolution", lambda: [
+        i for i in live.incidents() if i["status"] == "resolved"])
+    assert done["id"] == incident["id"] and done["resolved_by"] == "alertmanager"
+    assert events_of(live.home, incident["id"]) == ["opened", "acknowledged", "resolved"]
+    entries = [e for e in ledger_incident_entries(live.home) if e["subject"] == incident["id"]]
+    assert all(e["kind"] == "incident" and e["treaty_id"] == TREATY for e in entries)
+    assert entries[2]["data"]["source"] == "alertmanager"
+
+
+def test_warning_is_inhibited_while_the_critical_fires(live: Live) -> None:
+    live.post("AuroraProvenanceLow", severity="critical")
+    live.post("AuroraProvenanceLow", severity="warning")
+    wait_until("the critical incident", lambda: live.incidents())
+    first = live.webhooks_accepted()
+    wait_until("more notifications", lambda: live.webhooks_accepted() >= first + 2)
+    [incident] = live.incidents()
+    assert incident["labels"]["severity"] == "critical" and incident["sev"] == "SEV2"
+
+
+def test_incidents_survive_a_receiver_restart(live: Live) -> None:
+    live.post("AuroraRttP95High", severity="warning")
+    [incident] = wait_until("the incident", lambda: live.incidents())
+    assert incident["sev"] == "SEV3"
+    procs.stop(live.home, "incidents")
+    live.start_receiver()
+    first = live.webhooks_accepted()  # a fresh process: counts from zero
+    wait_until("resends to the new process", lambda: live.webhooks_accepted() >= first + 2)
+    [again] = live.incidents()
+    assert again["id"] == incident["id"] and again["status"] == "opened"
+    assert events_of(live.home, incident["id"]) == ["opened"]
+
+
+def test_alert_drill_round_trip(live: Live) -> None:
+    result = run_alert_drill(
+        live.home, "AuroraFillRateLow", timeout=WAIT, poll=0.2,
+        inject=lambda: live.post("AuroraFillRateLow", severity="critical"),
+        clear=lambda: live.post("AuroraFillRateLow", severity="critical", resolve=True))
+    assert result.passed, result.failure
+    assert (result.sev, result.expected_sev) == ("SEV2", "SEV2")
+    assert result.opened_at and result.resolved_at and result.cleared_at
+    assert result.fired_at <= result.opened_at <= result.cleared_at <= result.resolved_at
+    durations = result.to_json()["durations_seconds"]
+    assert all(v is not None and v >= 0 for v in durations.values())
+    assert result.incident_id is not None
+    assert events_of(live.home, result.incident_id) == ["opened", "acknowledged", "resolved"]
+    from aurora.ledger import Ledger
+
+    ledger = Ledger.open(live.home, readonly=True)
+    try:
+        [row] = list(ledger.scan(kinds=("drill",)))
+    finally:
+        ledger.close()
+    drill = json.loads(row.payload)
+    assert row.seq == result.ledger_seq and drill["subject"] == result.drill_id
+    assert drill["data"]["passed"] is True and drill["data"]["incident_id"] == result.incident_id
+    with IncidentStore.open(live.home) as store:
+        marked: Incident = store.get(result.incident_id)
+        assert marked.drill == result.drill_id
+        assert store.report().drills == 1 and store.report().major == 0
