@@ -1,4 +1,9 @@
-"""The bridge's HTTP surface (Starlette): ``POST /aurora/order``, health, OpenAPI."""
+"""The bridge's HTTP surface: ``POST /aurora/order``, health, OpenAPI.
+
+The order endpoint is served straight from ASGI messages (it is the hot path
+and needs none of Starlette's middleware); everything else, lifespan included,
+goes through a small Starlette app.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -16,8 +23,7 @@ from aurora.bridge.service import MAX_BODY_BYTES, BridgeService, error
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
-                    status_code=status, media_type="application/json")
+    return Response(_encode(body), status_code=status, media_type="application/json")
 
 
 async def _read_limited(request: Request) -> bytes | None:
@@ -34,8 +40,36 @@ async def _read_limited(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
+_JSON_HEADER = (b"content-type", b"application/json")
+
+
+def _encode(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def _receive_limited(scope: Scope, receive: Receive) -> bytes | None:
+    """The body, or None past the limit; raises ClientDisconnect if the client went away."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > MAX_BODY_BYTES:
+                return None
+            break
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
 def create_app(service: BridgeService, openapi: dict[str, Any],
-               *, manage_service: bool = True) -> Starlette:
+               *, manage_service: bool = True) -> ASGIApp:
     async def order(request: Request) -> Response:
         try:
             body = await _read_limited(request)
@@ -68,7 +102,7 @@ def create_app(service: BridgeService, openapi: dict[str, Any],
             if manage_service:
                 await service.close()
 
-    return Starlette(
+    rest = Starlette(
         routes=[
             Route("/aurora/order", order, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -77,3 +111,24 @@ def create_app(service: BridgeService, openapi: dict[str, Any],
         ],
         lifespan=lifespan,
     )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/aurora/order" \
+                or scope["method"] != "POST":
+            await rest(scope, receive, send)
+            return
+        try:
+            body = await _receive_limited(scope, receive)
+        except ClientDisconnect:
+            return
+        if body is None:
+            service.metrics.requests.labels(service.treaty.treaty_id, "rejected").inc()
+            status, answer = error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+        else:
+            status, answer = await service.handle_order(body)
+        payload = _encode(answer)
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [_JSON_HEADER, (b"content-length", str(len(payload)).encode())]})
+        await send({"type": "http.response.body", "body": payload})
+
+    return app

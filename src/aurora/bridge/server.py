@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import signal
 
@@ -59,11 +58,11 @@ def serve(home: Home) -> None:
         config = uvicorn.Config(
             create_app(service, openapi), host=stack.bind, port=stack.bridge_port,
             loop="uvloop", http="httptools", access_log=False, log_level="warning",
-            backlog=4096, timeout_keep_alive=30, lifespan="on",
+            backlog=4096, timeout_keep_alive=30, lifespan="on", proxy_headers=False,
         )
         server = uvicorn.Server(config)
         log.info("bridge on %s, metrics on %s", stack.bridge_url, stack.metrics_url)
-        asyncio.run(server.serve())
+        server.run()  # not asyncio.run(): Server.run installs the configured uvloop loop
         metrics_server.shutdown()
     finally:
         ledger.close()

@@ -49,6 +49,7 @@ MAX_ATTEMPTS = 3
 FEED_STALE_SECONDS = 5.0
 
 Answer = tuple[int, dict[str, Any]]
+_JSON_HEADERS = {"content-type": "application/json"}
 
 
 def error(status: int, code: str, detail: str, **extra: Any) -> Answer:
@@ -141,7 +142,10 @@ class BridgeService:
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=30, ttl_dns_cache=300)
-        self._session = aiohttp.ClientSession(connector=connector)
+        # No cookies, no compression, no default headers: every order pays for what is on.
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding"))
         await self.refresh_feed()
         self._tasks = [
             asyncio.create_task(self._every(self.stack.market_refresh_ms / 1000.0,
@@ -156,6 +160,9 @@ class BridgeService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        # uvicorn re-raises SIGTERM once it has shut down, so this lifespan exit is the last
+        # moment to commit what is queued and persist a checkpoint covering every entry.
+        await asyncio.to_thread(self.ledger.close)
 
     @staticmethod
     async def _every(seconds: float, job: Any) -> None:
@@ -191,8 +198,6 @@ class BridgeService:
             problems["market_feed"] = f"no fresh provider feed for {age:.0f}s: {self.feed.last_error}"
         elif not any(o.active for o in self.feed.offers):
             problems["providers"] = "no provider is active"
-        if not self.ledger.writable:
-            problems["ledger"] = "ledger is not writable"
         return problems
 
     # --- the order path -----------------------------------------------------------------------
@@ -334,7 +339,8 @@ class BridgeService:
             return Attempt(pid, gpu, outcome, (time.perf_counter() - t0) * 1000.0, detail, ack)
 
         try:
-            async with self._session.post(url, json={"order": order, "gpu_type": gpu},
+            body = json.dumps({"order": order, "gpu_type": gpu}, separators=(",", ":"))
+            async with self._session.post(url, data=body.encode(), headers=_JSON_HEADERS,
                                           timeout=aiohttp.ClientTimeout(total=budget)) as response:
                 raw = await response.read()
                 status = response.status

@@ -1,0 +1,219 @@
+"""Bridge throughput and latency through the full order path, on loopback.
+
+    .venv/bin/python benchmarks/bridge_bench.py [--seconds 10] [--connections 1,16,64]
+    .venv/bin/python benchmarks/bridge_bench.py --overhead [--rate 200] [--seconds 20]
+
+Throughput mode: a throwaway home whose treaty has caps high enough not to end
+the run (everything else as shipped), the provider network with
+``--zero-delay --unlimited-capacity`` and the bridge, all as real processes.
+``wrk`` replays pre-signed orders, each with its own nonce, so every request
+walks the whole path: size check, strict JSON, schema, deadline, Ed25519
+signature, replay guard, policy, routing, provider HTTP call, ACK signature
+check, durable ledger append (group commit) and the receipt. Every answer is
+checked: a run counts only 200s.
+
+Overhead mode: realistic provider delays, an open-loop client at ``--rate``
+orders/s; overhead per order = client-observed latency − the provider's own
+signed ``rtt_ms`` (the time it held the order), i.e. what the bridge, both
+HTTP hops and the ledger add.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import make_home  # noqa: E402
+
+from aurora import procs  # noqa: E402
+from aurora.config import load_stack, load_workloads  # noqa: E402
+from aurora.home import Home  # noqa: E402
+from aurora.keys import load_private_key  # noqa: E402
+from aurora.stack import UpOptions, down, up  # noqa: E402
+from aurora.wire import new_order, sign_order  # noqa: E402
+
+LUA = r"""
+local bodies = {}
+local i = 0
+function init(args)
+  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
+end
+request = function()
+  i = i + 1
+  if i > #bodies then i = 1 end
+  return wrk.format("POST", "/aurora/order", {["Content-Type"] = "application/json"}, bodies[i])
+end
+statuses = {}
+response = function(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+local threads = {}
+function setup(thread) threads[#threads + 1] = thread end
+done = function(summary, latency, requests)
+  -- response() ran in each thread's own Lua state: collect the counts from there
+  local merged = {}
+  for _, thread in ipairs(threads) do
+    for s, n in pairs(thread:get("statuses")) do merged[s] = (merged[s] or 0) + n end
+  end
+  local parts = {}
+  for s, n in pairs(merged) do parts[#parts + 1] = string.format('"%d": %d', s, n) end
+  io.write(string.format('STATUS {%s}\n', table.concat(parts, ", ")))
+  io.write(string.format("P50 %d P90 %d P99 %d MAX %d\n", latency:percentile(50),
+    latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def bench_home(root: Path) -> Home:
+    make_home(root)
+    treaty_path = root / "templates" / "aurora-treaty-akash.json"
+    treaty = json.loads(treaty_path.read_text())
+    treaty["quota"]["total_gpu_hours"] = 1e12
+    treaty["quota"]["per_tenant_daily_gpu_hours"] = 1e12
+    treaty_path.write_text(json.dumps(treaty))
+    return Home(root)
+
+
+def signed_orders(home: Home, count: int) -> list[str]:
+    workloads = load_workloads(home)
+    tenants = [w for w in workloads.tenants if w.tenant != "grey-miner"]
+    keys = {w.tenant: load_private_key(home.tenant_key(w.tenant)) for w in tenants}
+    from datetime import timedelta
+
+    out = []
+    for i in range(count):
+        w = tenants[i % len(tenants)]
+        order = new_order(treaty_id="AURORA-AKASH-001", tenant_id=w.tenant, region=w.regions[0],
+                          gpu_hours=0.1, ttl=timedelta(hours=2))
+        out.append(json.dumps(sign_order(order, keys[w.tenant]), separators=(",", ":")))
+    return out
+
+
+def run_wrk(url: str, bodies: Path, connections: int, seconds: int, script: Path) -> dict:
+    result = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s",
+         str(script), url, "--", str(bodies)],
+        capture_output=True, text=True, check=True)
+    out = result.stdout
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    statuses = json.loads(re.search(r"STATUS (\{.*\})", out).group(1))  # type: ignore[union-attr]
+    p50, p90, p99, worst = map(int, re.search(r"P50 (\d+) P90 (\d+) P99 (\d+) MAX (\d+)",
+                                              out).groups())  # type: ignore[union-attr]
+    ok = int(statuses.get("200", 0))
+    total = sum(int(n) for n in statuses.values())
+    return {"connections": connections, "seconds": seconds, "requests_per_s": rps,
+            "ok_per_s": round(rps * ok / total, 1) if total else 0.0, "statuses": statuses,
+            "p50_ms": p50 / 1000, "p90_ms": p90 / 1000, "p99_ms": p99 / 1000,
+            "max_ms": worst / 1000}
+
+
+def throughput(args: argparse.Namespace) -> None:
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install -y wrk (make system-deps does it)")
+    with tempfile.TemporaryDirectory() as tmp:
+        home = bench_home(Path(tmp) / "home")
+        stack = load_stack(home)
+        up(home, UpOptions(traffic=False, observatory=False, backups=False, zero_delay=True))
+        try:
+            url = f"{stack.bridge_url}"
+            script = Path(tmp) / "orders.lua"
+            script.write_text(LUA)
+            results = []
+            for connections in args.connections:
+                per_run = int(args.max_rate * args.seconds)
+                bodies = Path(tmp) / f"orders-{connections}.jsonl"
+                bodies.write_text("\n".join(signed_orders(home, per_run)) + "\n")
+                run_wrk(url, bodies, connections, 2, script)  # warm-up (its orders are spent)
+                bodies.write_text("\n".join(signed_orders(home, per_run)) + "\n")
+                result = run_wrk(url, bodies, connections, args.seconds, script)
+                results.append(result)
+                print(json.dumps(result), flush=True)
+            verify = subprocess.run([sys.executable, "-m", "aurora", "ledger", "verify-audit"],
+                                    env={"AURORA_HOME": str(home.root), "PATH": "/usr/bin:/bin"},
+                                    capture_output=True, text=True)
+            print(verify.stdout.strip().splitlines()[0] if verify.stdout else verify.stderr)
+        finally:
+            down(home)
+
+
+async def _overhead(home: Home, rate: float, seconds: float) -> list[float]:
+    import random
+
+    import aiohttp
+
+    stack = load_stack(home)
+    bodies = signed_orders(home, int(rate * seconds) + 10)
+    overheads: list[float] = []
+    rng = random.Random(1)
+
+    async def one(session: aiohttp.ClientSession, body: str) -> None:
+        t0 = time.perf_counter()
+        async with session.post(f"{stack.bridge_url}/aurora/order", data=body,
+                                headers={"content-type": "application/json"}) as response:
+            answer = await response.json()
+        elapsed = (time.perf_counter() - t0) * 1000
+        if response.status == 200:
+            overheads.append(elapsed - float(answer["rtt_ms"]))
+
+    async with aiohttp.ClientSession() as session:
+        tasks = []
+        start = time.perf_counter()
+        at = 0.0
+        for body in bodies:
+            at += rng.expovariate(rate)
+            if at > seconds:
+                break
+            delay = start + at - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(session, body)))
+        await asyncio.gather(*tasks)
+    return overheads
+
+
+def overhead(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        home = bench_home(Path(tmp) / "home")
+        up(home, UpOptions(traffic=False, observatory=False, backups=False))
+        try:
+            values = sorted(asyncio.run(_overhead(home, args.rate, args.seconds)))
+        finally:
+            down(home)
+    def q(p: float) -> float:
+        return round(values[min(len(values) - 1, int(p * len(values)))], 3)
+    print(json.dumps({"rate": args.rate, "seconds": args.seconds, "filled": len(values),
+                      "overhead_p50_ms": q(0.5), "overhead_p99_ms": q(0.99),
+                      "overhead_max_ms": round(values[-1], 3)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[1, 16, 64])
+    parser.add_argument("--max-rate", type=float, default=4000,
+                        help="pre-signed orders per second of run (must exceed the throughput)")
+    parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--rate", type=float, default=200)
+    args = parser.parse_args()
+    if args.overhead:
+        overhead(args)
+    else:
+        args.seconds = int(args.seconds)
+        throughput(args)
+
+
+if __name__ == "__main__":
+    main()
