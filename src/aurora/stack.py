@@ -42,20 +42,38 @@ class UpOptions:
     scenario: str | None = None
     zero_delay: bool = False  # benchmarks: no provider delay or refusals, unlimited capacity
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Observatory timing. The production values are the seed's; tests and the compressed
+    # soak rehearsal shorten intervals and scale every rule window and `for:` by time_scale.
+    scrape_interval: str = "15s"
+    evaluation_interval: str = "15s"
+    time_scale: float = 1.0
+    alert_group_wait: str | None = None
+    alert_group_interval: str | None = None
+    alert_repeat_interval: str | None = None
 
 
-def _prometheus_argv(home: Home, stack: StackConfig) -> list[str]:
-    from aurora.slo.promconfig import prometheus_argv, write_runtime_config
+def _prometheus_argv(options: UpOptions) -> Callable[[Home, StackConfig], list[str]]:
+    def argv(home: Home, stack: StackConfig) -> list[str]:
+        from aurora.slo.promconfig import prometheus_argv, write_runtime_config
 
-    config = write_runtime_config(home, stack)
-    return prometheus_argv(config, stack.prometheus_port, home.data_dir / "prometheus")
+        config = write_runtime_config(home, stack, scrape_interval=options.scrape_interval,
+                                      evaluation_interval=options.evaluation_interval,
+                                      time_scale=options.time_scale)
+        return prometheus_argv(config, stack.prometheus_port, home.data_dir / "prometheus",
+                               bind=stack.bind)
+    return argv
 
 
-def _alertmanager_argv(home: Home, stack: StackConfig) -> list[str]:
-    from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
+def _alertmanager_argv(options: UpOptions) -> Callable[[Home, StackConfig], list[str]]:
+    def argv(home: Home, stack: StackConfig) -> list[str]:
+        from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
 
-    config = render_alertmanager_config(home, stack)
-    return alertmanager_argv(config, stack.alertmanager_port, home.data_dir / "alertmanager")
+        config = render_alertmanager_config(home, stack, group_wait=options.alert_group_wait,
+                                            group_interval=options.alert_group_interval,
+                                            repeat_interval=options.alert_repeat_interval)
+        return alertmanager_argv(config, stack.alertmanager_port,
+                                 home.data_dir / "alertmanager", bind=stack.bind)
+    return argv
 
 
 def services(options: UpOptions) -> list[Service]:
@@ -76,11 +94,11 @@ def services(options: UpOptions) -> list[Service]:
                 lambda s: s.url(s.bridge_port, "/readyz")),
         Service("incidents", lambda h, s: [*AURORA, "incident", "serve"],
                 lambda s: s.url(s.incidents_port, "/healthz")),
-        Service("alertmanager", _alertmanager_argv,
+        Service("alertmanager", _alertmanager_argv(options),
                 lambda s: s.url(s.alertmanager_port, "/-/ready"),
                 binary="prometheus-alertmanager", package="prometheus-alertmanager",
                 role="observatory"),
-        Service("prometheus", _prometheus_argv,
+        Service("prometheus", _prometheus_argv(options),
                 lambda s: s.url(s.prometheus_port, "/-/ready"),
                 binary="prometheus", package="prometheus", role="observatory"),
         Service("backup", lambda h, s: [*AURORA, "ledger", "backup", "--every", s.backup_every],

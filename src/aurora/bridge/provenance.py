@@ -9,6 +9,11 @@ and the tenant's and provider's signatures in the record
 one no checkpoint covers within ``grace_s``, counts as not covered. Coverage
 is verified / checked over ``window_s``; with nothing checked in the window
 the gauge is absent rather than a made-up 1.0.
+
+It also proves the ledger append-only between the checkpoints it sees: each
+newly signed checkpoint must be consistent (RFC 6962 consistency proof from
+the stored hashes) with the previous one. Failures of either kind are
+counted, so the tampering alert (SEV1) can fire on them.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter
 
 from aurora.bridge.metrics import CallbackGauge
 from aurora.config import load_stack
@@ -48,7 +55,30 @@ class ProvenanceAuditor:
         self._pending: list[tuple[int, float]] = []  # heap of (seq, accepted_at)
         self._results: deque[tuple[float, bool]] = deque()
         self._reader: Ledger | None = None
+        self._last_checkpoint: tuple[int, bytes] | None = None
         self.last_problem = ""
+        self._checks: Counter | None = None
+        self._inconsistent: Counter | None = None
+
+    def register(self, registry: CollectorRegistry, treaty_id: str) -> None:
+        """Export the coverage gauge and the check counters into ``registry``."""
+        registry.register(self.collector(treaty_id))
+        self._checks = Counter(
+            "treaty_provenance_checks", "Provider-accepted orders re-verified from the ledger, "
+            "by result: verified, failed (record no longer proves itself), unrecorded, uncovered.",
+            ["treaty_id", "result"], registry=registry)
+        self._inconsistent = Counter(
+            "aurora_ledger_consistency_failures",
+            "Signed checkpoints not provably an extension of the previous one.",
+            ["treaty_id"], registry=registry)
+        for result in ("verified", "failed", "unrecorded", "uncovered"):
+            self._checks.labels(treaty_id, result)
+        self._inconsistent.labels(treaty_id)
+        self._treaty_id = treaty_id
+
+    def _count(self, result: str) -> None:
+        if self._checks is not None:
+            self._checks.labels(self._treaty_id, result).inc()
 
     def note_recorded(self, seq: int, at: float) -> None:
         with self._lock:
@@ -58,6 +88,7 @@ class ProvenanceAuditor:
         with self._lock:
             self._results.append((at, False))
             self.last_problem = "an accepted order was not recorded in the ledger"
+        self._count("unrecorded")
 
     def seed_from_ledger(self, ledger: Ledger) -> None:
         """After a restart, re-check the orders of the last window from the ledger."""
@@ -87,6 +118,8 @@ class ProvenanceAuditor:
         except LedgerError as exc:
             log.warning("provenance audit cannot read the ledger: %s", exc)
             checkpoint = None
+        if checkpoint is not None and self._reader is not None:
+            self._check_consistency(self._reader, checkpoint.size, checkpoint.root)
         while True:
             with self._lock:
                 if not self._pending:
@@ -102,8 +135,10 @@ class ProvenanceAuditor:
                     problem = self._check(self._reader, seq, checkpoint.size, checkpoint.root)
                 except LedgerError as exc:
                     problem = f"leaf {seq}: {exc}"
+                self._count("failed" if problem else "verified")
             else:
                 problem = f"leaf {seq}: no signed checkpoint covers it after {self._grace:.0f}s"
+                self._count("uncovered")
             with self._lock:
                 self._results.append((at, problem is None))
                 if problem:
@@ -112,6 +147,30 @@ class ProvenanceAuditor:
         with self._lock:
             while self._results and self._results[0][0] < now - self._window:
                 self._results.popleft()
+
+    def _check_consistency(self, reader: Ledger, size: int, root: bytes) -> None:
+        previous = self._last_checkpoint
+        self._last_checkpoint = (size, root)
+        if previous is None or previous[0] == 0 or previous == (size, root):
+            return
+        old_size, old_root = previous
+        problem = None
+        if size < old_size:
+            problem = f"signed tree shrank from {old_size} to {size}"
+        else:
+            try:
+                proof = reader.consistency_proof(old_size, size)
+                if proof.old_root != old_root or proof.new_root != root:
+                    problem = f"stored hashes disagree with the signed roots {old_size}→{size}"
+                else:
+                    proof.verify()
+            except LedgerError as exc:
+                problem = f"no consistency between checkpoints {old_size}→{size}: {exc}"
+        if problem:
+            log.error("ledger consistency: %s", problem)
+            self.last_problem = problem
+            if self._inconsistent is not None:
+                self._inconsistent.labels(self._treaty_id).inc()
 
     def coverage(self) -> float | None:
         now = time.time()

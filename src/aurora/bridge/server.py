@@ -34,7 +34,7 @@ def build_service(home: Home, ledger: Ledger) -> BridgeService:
     metrics = TreatyMetrics(treaty.treaty_id, fill_window_s=parse_duration(stack.fill_window))
     auditor = ProvenanceAuditor(home, tenant_keys, provider_keys,
                                 window_s=parse_duration(stack.provenance_window))
-    metrics.registry.register(auditor.collector(treaty.treaty_id))
+    auditor.register(metrics.registry, treaty.treaty_id)
     return BridgeService(stack=stack, treaty=treaty, tenants=tenants, tenant_keys=tenant_keys,
                          provider_keys=provider_keys, ledger=ledger, metrics=metrics,
                          auditor=auditor)
