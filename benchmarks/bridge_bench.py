@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from conftest import make_home  # noqa: E402
+from support import make_home  # noqa: E402
 
 from aurora import procs  # noqa: E402
 from aurora.config import load_stack, load_workloads  # noqa: E402

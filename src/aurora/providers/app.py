@@ -172,7 +172,7 @@ class ProviderService:
 
         arrival = self.network.arrive(provider_id, self._clock())
         if arrival.outage_mode is not None:
-            if arrival.outage_mode == "timeout":
+            if arrival.outage_mode in ("timeout", "silent"):
                 await self._hold(request)
             self.metrics.order(provider_id, "outage")
             return error(503, "outage", f"{provider_id} is in an outage")

@@ -36,7 +36,7 @@ EVENT_TYPES: Final = (
     "outage", "latency_spike", "price_spike", "capacity_surge", "reputation_drop", "bad_ack",
 )
 FACTOR_TYPES: Final = frozenset({"latency_spike", "price_spike", "capacity_surge"})
-OUTAGE_MODES: Final = ("timeout", "refuse")
+OUTAGE_MODES: Final = ("timeout", "refuse", "silent")
 DEFAULT_OUTAGE_MODE: Final = "timeout"
 # Bounds keep every event representable as an RFC 3339 time and every effective
 # value finite, whatever a caller sends.

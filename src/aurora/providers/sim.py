@@ -45,11 +45,14 @@ class UnknownProviderError(LookupError):
     """No provider with this id in the network."""
 
 
+_OUTAGE_HARSHNESS = {"refuse": 0, "timeout": 1, "silent": 2}
+
+
 @dataclass(frozen=True, slots=True)
 class Effective:
     """A provider's values at one instant, fault events applied."""
 
-    active: bool
+    active: bool  # the truth: False during any outage (provider_active)
     outage_mode: str | None
     latency_ms: float  # median of the delay distribution
     latency_sigma: float
@@ -70,8 +73,9 @@ def effective_values(
     keep scoring by it.
 
     Overlapping events combine: factors multiply, reputation drops take the lowest
-    value (a "drop" never raises reputation), and of two overlapping outages the
-    harsher ``timeout`` mode wins over ``refuse``.
+    value (a "drop" never raises reputation), and of overlapping outages the
+    harsher mode wins: ``silent`` (hangs, and the feed does not show it) over
+    ``timeout`` (hangs) over ``refuse`` (503 at once).
     """
     latency, price = provider.base_latency_ms, provider.price_usd_per_gpu_hour
     reputation, capacity_factor = provider.reputation, 1.0
@@ -81,7 +85,7 @@ def effective_values(
         if not event.active_at(now):
             continue
         if event.type == "outage":
-            outage_mode = "timeout" if "timeout" in (outage_mode, event.mode) else "refuse"
+            outage_mode = max((outage_mode, event.mode), key=lambda m: _OUTAGE_HARSHNESS.get(m, -1))
         elif event.type == "latency_spike":
             latency *= event.factor or 1.0
         elif event.type == "price_spike":
@@ -151,7 +155,8 @@ class ProviderView:
         return {
             "id": self.config.id,
             "name": self.config.name,
-            "active": eff.active,
+            # a silent outage is one the provider's own status feed has not noticed yet
+            "active": eff.active or eff.outage_mode == "silent",
             "regions": list(self.config.regions),
             "gpu_types": list(self.config.gpu_types),
             "price_usd_per_gpu_hour": round(eff.price_usd_per_gpu_hour, 4),
