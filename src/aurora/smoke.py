@@ -81,7 +81,8 @@ def _metric_names(text: str) -> set[str]:
 
 
 def run_smoke(home: Home, emit: Callable[[str], None] = print) -> bool:
-    from aurora.ledger.verify import verify_receipt
+    from aurora.ledger import LedgerError, Receipt
+    from aurora.ledger.note import Verifier
 
     stack = load_stack(home)
     run = SmokeRun(home, stack, emit)
@@ -133,12 +134,17 @@ def run_smoke(home: Home, emit: Callable[[str], None] = print) -> bool:
         return f"signed by {provider}, commits to the order"
 
     def ledger_inclusion() -> str:
-        vkey = home.ledger_vkey.read_text().strip()
+        verifier = Verifier.from_vkey(home.ledger_vkey.read_text().strip())
         try:
-            checked = verify_receipt(answer, vkey)
-        except ValueError as exc:
-            raise StepFailed(str(exc)) from None
-        return checked
+            receipt = Receipt.from_json(answer["receipt"])
+            receipt.verify([verifier], stack.ledger_origin)
+        except (LedgerError, KeyError, TypeError) as exc:
+            raise StepFailed(f"receipt does not verify: {exc}") from None
+        if receipt.entry.get("data", {}).get("ack") != {k: v for k, v in answer.items()
+                                                         if k != "receipt"}:
+            raise StepFailed("the ledger entry does not hold this ACK")
+        return (f"leaf {receipt.leaf_index} of {receipt.tree_size} under a checkpoint "
+                "signed by the ledger key")
 
     def replay() -> str:
         response = _post(client, stack, order)
