@@ -72,3 +72,35 @@ def register(app: typer.Typer) -> None:
 
         if not run_smoke(Home.discover(), emit=lambda line: print(line, flush=True)):
             raise typer.Exit(1)
+
+    @app.command()
+    def order(
+        tenant: str = typer.Option("tenant-42", help="Tenant whose key signs the order."),
+        region: str = typer.Option("eu-west-1"),
+        gpu_hours: float = typer.Option(0.5, "--gpu-hours"),
+        show_order: bool = typer.Option(False, "--show-order", help="Print the signed order too."),
+    ) -> None:
+        """Sign one order with a tenant's key, submit it, print the answer (ACK + receipt)."""
+        import httpx
+
+        from aurora.config import load_stack
+        from aurora.errors import AuroraError, UnreachableError
+        from aurora.keys import load_private_key
+        from aurora.treaty import load_treaty
+        from aurora.wire import new_order, sign_order
+
+        home = Home.discover()
+        stack = load_stack(home)
+        signed = sign_order(new_order(treaty_id=load_treaty(home).treaty_id, tenant_id=tenant,
+                                      region=region, gpu_hours=gpu_hours),
+                            load_private_key(home.tenant_key(tenant)))
+        if show_order:
+            print(json.dumps(signed, indent=2))
+        try:
+            response = httpx.post(f"{stack.bridge_url}/aurora/order", json=signed, timeout=30)
+        except httpx.HTTPError as exc:
+            raise UnreachableError(f"bridge at {stack.bridge_url} did not answer "
+                                   f"({type(exc).__name__}); is the stack up? (make up)") from None
+        print(json.dumps(response.json(), indent=2))
+        if response.status_code != 200:
+            raise AuroraError(f"HTTP {response.status_code}", exit_code=1)
