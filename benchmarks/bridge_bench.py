@@ -13,9 +13,10 @@ check, durable ledger append (group commit) and the receipt. Every answer is
 checked: a run counts only 200s.
 
 Overhead mode: realistic provider delays, an open-loop client at ``--rate``
-orders/s; overhead per order = client-observed latency − the provider's own
-signed ``rtt_ms`` (the time it held the order), i.e. what the bridge, both
-HTTP hops and the ledger add.
+orders/s; overhead per order = client-observed latency − the time spent
+waiting on providers (the sum of every attempt's duration, failed ones
+included, as the bridge recorded them in the ledger entry the receipt
+carries), i.e. what the bridge, the client's HTTP hop and the ledger add.
 """
 
 from __future__ import annotations
@@ -35,14 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests"))
 
-from support import make_home  # noqa: E402
-
-from aurora import procs  # noqa: E402
 from aurora.config import load_stack, load_workloads  # noqa: E402
 from aurora.home import Home  # noqa: E402
 from aurora.keys import load_private_key  # noqa: E402
 from aurora.stack import UpOptions, down, up  # noqa: E402
 from aurora.wire import new_order, sign_order  # noqa: E402
+from support import make_home  # noqa: E402
 
 LUA = r"""
 local bodies = {}
@@ -148,7 +147,7 @@ def throughput(args: argparse.Namespace) -> None:
             down(home)
 
 
-async def _overhead(home: Home, rate: float, seconds: float) -> list[float]:
+async def _overhead(home: Home, rate: float, seconds: float) -> tuple[list[float], int]:
     import random
 
     import aiohttp
@@ -156,6 +155,7 @@ async def _overhead(home: Home, rate: float, seconds: float) -> list[float]:
     stack = load_stack(home)
     bodies = signed_orders(home, int(rate * seconds) + 10)
     overheads: list[float] = []
+    failovers = 0
     rng = random.Random(1)
 
     async def one(session: aiohttp.ClientSession, body: str) -> None:
@@ -165,7 +165,10 @@ async def _overhead(home: Home, rate: float, seconds: float) -> list[float]:
             answer = await response.json()
         elapsed = (time.perf_counter() - t0) * 1000
         if response.status == 200:
-            overheads.append(elapsed - float(answer["rtt_ms"]))
+            nonlocal failovers
+            attempts = answer["receipt"]["entry"]["data"]["route"]["attempts"]
+            failovers += len(attempts) - 1
+            overheads.append(elapsed - sum(float(a["ms"]) for a in attempts))
 
     async with aiohttp.ClientSession() as session:
         tasks = []
@@ -180,7 +183,7 @@ async def _overhead(home: Home, rate: float, seconds: float) -> list[float]:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(session, body)))
         await asyncio.gather(*tasks)
-    return overheads
+    return overheads, failovers
 
 
 def overhead(args: argparse.Namespace) -> None:
@@ -188,12 +191,14 @@ def overhead(args: argparse.Namespace) -> None:
         home = bench_home(Path(tmp) / "home")
         up(home, UpOptions(traffic=False, observatory=False, backups=False))
         try:
-            values = sorted(asyncio.run(_overhead(home, args.rate, args.seconds)))
+            measured, failovers = asyncio.run(_overhead(home, args.rate, args.seconds))
+            values = sorted(measured)
         finally:
             down(home)
     def q(p: float) -> float:
         return round(values[min(len(values) - 1, int(p * len(values)))], 3)
     print(json.dumps({"rate": args.rate, "seconds": args.seconds, "filled": len(values),
+                      "failovers": failovers,
                       "overhead_p50_ms": q(0.5), "overhead_p99_ms": q(0.99),
                       "overhead_max_ms": round(values[-1], 3)}))
 

@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from aurora.durations import parse_duration
 from aurora.errors import ConfigError
@@ -76,7 +83,9 @@ class StackConfig(_Strict):
     provenance_window: Duration = "1h"
     backup_every: Duration = "15m"
     traffic_rate: float | None = None
-    ledger_origin: Annotated[str, StringConstraints(pattern=r"^[^\s+]+$")] = "aurora.local/remembrancer"
+    # the signed-note key name: no spaces, no "+"
+    ledger_origin: Annotated[str, StringConstraints(pattern=r"^[^\s+]+$")] = (
+        "aurora.local/remembrancer")
 
     _durations = field_validator("fill_window", "fill_bucket_every", "provenance_window",
                                  "backup_every")(_check_duration)
@@ -112,7 +121,7 @@ class StackConfig(_Strict):
 def load_stack(home: Home) -> StackConfig:
     path = home.config_dir / "stack.json"
     base: dict[str, Any] = load_json_file(path) if path.exists() else {}
-    for name, field in StackConfig.model_fields.items():
+    for name in StackConfig.model_fields:
         env = os.environ.get(f"AURORA_{name.upper()}")
         if env is not None:
             base[name] = env

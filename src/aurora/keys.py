@@ -17,7 +17,6 @@ import base64
 import binascii
 import os
 from pathlib import Path
-
 from typing import Any
 
 import nacl.exceptions

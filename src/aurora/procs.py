@@ -8,6 +8,7 @@ its start time still matches, so a recycled pid is never hit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -112,23 +113,20 @@ def stop(home: Home, name: str, *, timeout: float = 10.0) -> bool:
             return True
         _reap(pid)
         time.sleep(0.05)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     _reap(pid)
     return True
 
 
 def _reap(pid: int) -> None:
     """Collect the exit status if ``pid`` is our child (tests spawn in-process)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
-def wait_http(url: str, *, timeout: float = 20.0, pid_check: tuple[Home, str] | None = None) -> None:
+def wait_http(url: str, *, timeout: float = 20.0,
+              pid_check: tuple[Home, str] | None = None) -> None:
     """Wait until ``url`` answers 2xx; UnreachableError after ``timeout`` or if the service died."""
     deadline = time.monotonic() + timeout
     last = "no answer"

@@ -71,9 +71,7 @@ class CircuitBreaker:
         until = self._open_until.get(provider_id)
         if until is None:
             return True
-        if now < until or provider_id in self._probing:
-            return False
-        return True
+        return now >= until and provider_id not in self._probing
 
     def attempt(self, provider_id: str, now: float) -> None:
         if provider_id in self._open_until and now >= self._open_until[provider_id]:

@@ -196,9 +196,9 @@ def run_smoke(home: Home, emit: Callable[[str], None] = print) -> bool:
         run.step("tampered order refused", tamper)
         run.step(f"burst of {BURST_ORDERS} orders", burst)
         # provenance coverage appears once a signed checkpoint covers the new entries
-        run.step("treaty metrics :%d" % stack.metrics_port,
+        run.step(f"treaty metrics :{stack.metrics_port}",
                  endpoint(stack.metrics_url, TREATY_METRICS, wait=20.0))
-        run.step("simulator metrics :%d" % stack.providers_port,
+        run.step(f"simulator metrics :{stack.providers_port}",
                  endpoint(stack.url(stack.providers_port, "/metrics"), PROVIDER_METRICS, wait=5.0))
     finally:
         client.close()

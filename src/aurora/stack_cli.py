@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
         pace: bool = typer.Option(True, help="Pace traffic to the tenants' daily budgets."),
         observatory: bool = typer.Option(True, help="Start Prometheus and Alertmanager."),
         backups: bool = typer.Option(True, help="Run the 15-minute ledger backup loop."),
-        scenario: str = typer.Option(None, help="Schedule a fault scenario (config/scenarios.json)."),
+        scenario: str = typer.Option(None, help="Schedule a fault scenario "
+                                     "(config/scenarios.json)."),
     ) -> None:
         """Start the stack in the background and wait until every service answers."""
         from rich.console import Console

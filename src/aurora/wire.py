@@ -16,7 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from aurora.canonical import canonical_json
 from aurora.keys import Ed25519PrivateKey, Ed25519PublicKey, sign_b64, verify_b64

@@ -115,7 +115,7 @@ class TreatyMetrics:
             self.fill_window.record(filled, time.time())
 
     def sample_fill_rate(self) -> float | None:
-        """Observe the current window rate into the distribution (called every fill_bucket_every)."""
+        """Observe the window rate into the distribution; called every ``fill_bucket_every``."""
         with self.fill_lock:
             rate = self.fill_window.rate(time.time())
             if rate is not None:

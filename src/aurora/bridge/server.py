@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 
 import prometheus_client
 import uvicorn
@@ -42,7 +41,7 @@ def build_service(home: Home, ledger: Ledger) -> BridgeService:
 
 def serve(home: Home) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     stack = load_stack(home)
     ledger = Ledger.open(home)
     try:

@@ -132,7 +132,7 @@ class BridgeService:
                                     since_ts=format_rfc3339(datetime.fromtimestamp(since, UTC))):
             entry = json.loads(row.payload)
             order = entry["data"].get("order", {})
-            if row.tenant_id not in self.tenants or not row.subject:
+            if row.tenant_id is None or row.tenant_id not in self.tenants or not row.subject:
                 continue
             hours = float(order.get("gpu_hours", 0)) if row.kind == "order" else None
             records.append((row.kind, row.tenant_id, row.subject, hours,
@@ -187,7 +187,7 @@ class BridgeService:
                 document = await response.json()
             self.feed = MarketFeed([Offer.from_feed(p) for p in document["providers"]],
                                    time.time(), "")
-        except (aiohttp.ClientError, asyncio.TimeoutError, KeyError, TypeError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, KeyError, TypeError, ValueError) as exc:
             self.feed.last_error = f"{type(exc).__name__}: {exc}"
 
     def readiness(self) -> dict[str, str]:
@@ -195,7 +195,8 @@ class BridgeService:
         problems: dict[str, str] = {}
         age = time.time() - self.feed.fetched_at
         if age > FEED_STALE_SECONDS:
-            problems["market_feed"] = f"no fresh provider feed for {age:.0f}s: {self.feed.last_error}"
+            problems["market_feed"] = (f"no fresh provider feed for {age:.0f}s: "
+                                       f"{self.feed.last_error}")
         elif not any(o.active for o in self.feed.offers):
             problems["providers"] = "no provider is active"
         return problems
@@ -344,7 +345,7 @@ class BridgeService:
                                           timeout=aiohttp.ClientTimeout(total=budget)) as response:
                 raw = await response.read()
                 status = response.status
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return done("timeout", f"no answer within {budget * 1000:.0f} ms")
         except aiohttp.ClientError as exc:
             return done("error", type(exc).__name__)

@@ -5,7 +5,12 @@ by its SLA deadline is ``escalated`` once (the breach), and may still be acknowl
 and resolved afterwards. Every change is an ``Event``; the incident is the fold of its
 events (``apply``), which is how the store rebuilds state from the ledger.
 
-Timing rules (documented in docs/RUNBOOK-incidents.md):
+One incident per Alertmanager alert group (its ``groupKey``): the first firing alert of a
+group opens it, further alerts of the group join it (``alert_joined``; a more severe one
+raises the SEV), an alert of the group that clears while others still fire is
+``alert_resolved``, and the incident resolves when the last of its alerts has.
+
+Timing rules (documented in docs/RUNBOOK.md, "Incidents"):
 - ``opened_at`` is when Aurora received the firing alert, not the alert's ``startsAt``
   (Prometheus sets that to when the rule became *pending*, up to its ``for:`` earlier —
   it would eat a SEV1's 15 minutes before anyone was told).
@@ -25,13 +30,18 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from aurora.errors import AuroraError
-from aurora.incidents.config import Sev
+from aurora.incidents.config import SEVS, Sev
 from aurora.wire import format_rfc3339, parse_rfc3339
 
 Status = Literal["opened", "acknowledged", "escalated", "resolved"]
-EventKind = Status  # each event moves the incident into the state of the same name
+# the status events move the incident into the state of the same name; the alert events
+# change which alerts of the group it holds, not its state
+EventKind = Literal["opened", "alert_joined", "alert_resolved", "acknowledged", "escalated",
+                    "resolved"]
+EVENT_KINDS: tuple[EventKind, ...] = ("opened", "alert_joined", "alert_resolved",
+                                      "acknowledged", "escalated", "resolved")
 Outcome = Literal["met", "breached", "pending", "auto_resolved"]
-Route = Literal["open", "duplicate", "resolve", "stale"]
+Route = Literal["open", "join", "duplicate", "resolve_alert", "resolve", "stale"]
 
 INCIDENT_ID_RE = re.compile(r"^INC-([0-9]{8})-([0-9]{4,})$")
 ALERTMANAGER = "alertmanager"  # the ``by`` of resolutions that came from Alertmanager
@@ -49,9 +59,9 @@ class TransitionError(IncidentError):
     pass
 
 
-def alert_key(group_key: str, fingerprint: str) -> str:
-    """The idempotency key: one incident per (Alertmanager group, alert) while it fires."""
-    return hashlib.sha256(f"{group_key}\n{fingerprint}".encode()).hexdigest()[:32]
+def group_incident_key(group_key: str) -> str:
+    """The idempotency key: one open incident per Alertmanager alert group."""
+    return hashlib.sha256(group_key.encode()).hexdigest()[:32]
 
 
 def format_incident_id(day: date, number: int) -> str:
@@ -78,11 +88,25 @@ class AlertFacts:
 
     @property
     def key(self) -> str:
-        return alert_key(self.group_key, self.fingerprint)
+        return group_incident_key(self.group_key)
 
     @property
     def alertname(self) -> str:
         return self.labels.get("alertname", "")
+
+
+@dataclass(frozen=True)
+class GroupAlert:
+    """One alert of an incident's group, as the incident last saw it."""
+
+    fingerprint: str
+    labels: Mapping[str, str]
+    starts_at: datetime
+    firing: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint, "labels": dict(self.labels),
+                "starts_at": format_rfc3339(self.starts_at), "firing": self.firing}
 
 
 @dataclass(frozen=True)
@@ -100,7 +124,7 @@ class Event:
     def from_data(cls, incident_id: str, data: Mapping[str, Any]) -> Event:
         rest = {k: v for k, v in data.items() if k not in ("event", "at")}
         kind = data["event"]
-        if kind not in ("opened", "acknowledged", "escalated", "resolved"):
+        if kind not in EVENT_KINDS:
             raise ValueError(f"unknown incident event {kind!r}")
         return cls(kind, incident_id, parse_rfc3339(data["at"]), rest)
 
@@ -130,10 +154,18 @@ class Incident:
     resolution: str | None = None
     drill: str | None = None
     notes: tuple[tuple[str, str, str], ...] = ()  # (at, by, text)
+    alerts: tuple[GroupAlert, ...] = ()  # the group's alerts, the opening one first
 
     @property
     def is_open(self) -> bool:
         return self.status != "resolved"
+
+    def member(self, fingerprint: str) -> GroupAlert | None:
+        return next((a for a in self.alerts if a.fingerprint == fingerprint), None)
+
+    @property
+    def firing(self) -> tuple[GroupAlert, ...]:
+        return tuple(a for a in self.alerts if a.firing)
 
     @property
     def response_seconds(self) -> float | None:
@@ -168,6 +200,7 @@ class Incident:
             "resolution": self.resolution, "drill": self.drill,
             "response_seconds": self.response_seconds,
             "notes": [{"at": a, "by": b, "text": n} for a, b, n in self.notes],
+            "alerts": [a.to_json() for a in self.alerts],
         }
         if now is not None:
             out["sla"] = self.outcome(now)
@@ -182,18 +215,36 @@ def apply(incident: Incident | None, event: Event) -> Incident:
     if event.kind == "opened":
         if incident is not None:
             raise ValueError(f"{event.incident_id} opened twice")
+        labels = dict(d.get("labels", {}))
+        starts_at = parse_rfc3339(d["starts_at"])
         return Incident(
-            id=event.incident_id, key=d["key"], group_key=d["group_key"],
-            fingerprint=d["fingerprint"], alertname=d["alertname"], sev=d["sev"],
-            rule=d["rule"], treaty_id=d.get("treaty_id"), labels=dict(d.get("labels", {})),
-            summary=d.get("summary", ""), starts_at=parse_rfc3339(d["starts_at"]),
+            # the key is derived, not read: entries written before incidents were keyed by
+            # group (phase 1 keyed them by group and fingerprint) fold to the same key
+            id=event.incident_id, key=group_incident_key(d["group_key"]),
+            group_key=d["group_key"], fingerprint=d["fingerprint"], alertname=d["alertname"],
+            sev=d["sev"], rule=d["rule"], treaty_id=d.get("treaty_id"), labels=labels,
+            summary=d.get("summary", ""), starts_at=starts_at,
             opened_at=event.at, deadline=parse_rfc3339(d["deadline"]),
-            runbook_url=d.get("runbook_url"),
+            runbook_url=d.get("runbook_url"), drill=d.get("drill"),
+            alerts=(GroupAlert(d["fingerprint"], labels, starts_at),),
         )
     if incident is None:
         raise ValueError(f"{event.kind} event for unknown incident {event.incident_id}")
     if incident.status == "resolved":
         raise ValueError(f"{event.kind} event after {incident.id} was resolved")
+    if event.kind == "alert_joined":
+        joined = GroupAlert(d["fingerprint"], dict(d.get("labels", {})),
+                            parse_rfc3339(d["starts_at"]))
+        others = tuple(a for a in incident.alerts if a.fingerprint != joined.fingerprint)
+        raised = {}
+        if "sev" in d:  # the joining alert maps to a more severe SEV: it takes over
+            raised = {"sev": d["sev"], "rule": d["rule"],
+                      "deadline": min(incident.deadline, parse_rfc3339(d["deadline"]))}
+        return replace(incident, alerts=(*others, joined), **raised)
+    if event.kind == "alert_resolved":
+        return replace(incident, alerts=tuple(
+            replace(a, firing=False) if a.fingerprint == d["fingerprint"] else a
+            for a in incident.alerts))
     notes = incident.notes
     if d.get("note"):
         notes = (*notes, (format_rfc3339(event.at), str(d.get("by", "")), str(d["note"])))
@@ -208,7 +259,8 @@ def apply(incident: Incident | None, event: Event) -> Incident:
     if event.kind == "escalated":
         return replace(incident, status="escalated", escalated_at=event.at, notes=notes)
     return replace(incident, status="resolved", resolved_at=event.at, resolved_by=d.get("by"),
-                   resolution=d.get("note"), notes=notes)
+                   resolution=d.get("note"), notes=notes,
+                   alerts=tuple(replace(a, firing=False) for a in incident.alerts))
 
 
 def fold(events: Sequence[Event]) -> Incident:
@@ -223,15 +275,43 @@ def fold(events: Sequence[Event]) -> Incident:
 # --- decisions ------------------------------------------------------------------------------
 
 def open_event(incident_id: str, alert: AlertFacts, *, sev: Sev, rule: str,
-               deadline: datetime, treaty_id: str | None, now: datetime) -> Event:
+               deadline: datetime, treaty_id: str | None, now: datetime,
+               drill: str | None = None) -> Event:
+    """The incident's first event; ``drill`` tags it as caused by that running alert drill."""
     summary = alert.annotations.get("summary") or alert.annotations.get("description") or ""
-    return Event("opened", incident_id, now, {
+    data: dict[str, Any] = {
         "key": alert.key, "group_key": alert.group_key, "fingerprint": alert.fingerprint,
         "alertname": alert.alertname, "sev": sev, "rule": rule, "treaty_id": treaty_id,
         "labels": dict(alert.labels), "summary": summary[:500],
         "runbook_url": alert.annotations.get("runbook_url"),
         "starts_at": format_rfc3339(alert.starts_at), "deadline": format_rfc3339(deadline),
-    })
+    }
+    if drill:
+        data["drill"] = drill
+    return Event("opened", incident_id, now, data)
+
+
+def join_event(incident: Incident, alert: AlertFacts, *, sev: Sev, rule: str,
+               deadline: datetime, now: datetime) -> Event:
+    """Another alert of the incident's group fires (or fires again) and joins it.
+
+    ``sev``/``rule``/``deadline`` are what the joining alert alone would open with; they are
+    recorded only when that SEV is more severe than the incident's (SEV1 < SEV4), and then
+    the incident's deadline becomes the earlier of the two.
+    """
+    data: dict[str, Any] = {"fingerprint": alert.fingerprint, "labels": dict(alert.labels),
+                            "starts_at": format_rfc3339(alert.starts_at)}
+    if SEVS.index(sev) < SEVS.index(incident.sev):
+        data.update(sev=sev, rule=rule, deadline=format_rfc3339(deadline))
+    return Event("alert_joined", incident.id, now, data)
+
+
+def alert_resolved_event(incident: Incident, alert: AlertFacts, *, now: datetime) -> Event:
+    """One alert of the group cleared while others still fire."""
+    data: dict[str, Any] = {"fingerprint": alert.fingerprint}
+    if alert.ends_at is not None:
+        data["alert_ends_at"] = format_rfc3339(alert.ends_at)
+    return Event("alert_resolved", incident.id, now, data)
 
 
 def breach_events(incident: Incident, now: datetime) -> list[Event]:
@@ -288,21 +368,40 @@ def resolve_events(incident: Incident, *, by: str, note: str | None, now: dateti
 
 
 def route_alert(alert: AlertFacts, known: Sequence[Incident]) -> tuple[Route, Incident | None]:
-    """What one webhook alert means, given the incidents already opened with its key.
+    """What one webhook alert means, given the incidents of its group (newest first).
 
-    - firing, an open incident has the key → duplicate (Alertmanager resends groups every
-      group_interval/repeat_interval; a receiver restart makes it retry);
-    - firing, the key's incident for this very firing (same ``startsAt``) was resolved by
-      an operator while the alert still fires → stale (do not reopen on every resend);
-    - firing otherwise → open a new incident (a new firing episode);
-    - resolved, an open incident has the key → resolve it; otherwise stale.
+    Alertmanager resends a group every group_interval/repeat_interval and retries after a
+    receiver restart, so every decision is idempotent. An alert *episode* is its
+    fingerprint plus ``startsAt`` (Prometheus gives a re-firing alert a new ``startsAt``).
+
+    - firing, the group has an open incident:
+      the episode is in it and firing → duplicate; in it and already resolved → stale (a
+      late resend); handled by an earlier incident (resolved by hand while it fired) →
+      stale; otherwise → join (a new alert of the group, or one firing again);
+    - firing, no open incident: an episode an earlier incident handled → stale (do not
+      reopen what an operator resolved on every resend); otherwise → open;
+    - resolved: an alert the open incident holds as firing → resolve_alert, or resolve
+      when it was the last one firing; otherwise → stale.
     """
     current = next((i for i in known if i.is_open), None)
+    earlier = [i for i in known if i is not current]
     if alert.status == "firing":
-        if current is not None:
-            return "duplicate", current
-        same = next((i for i in known if i.starts_at == alert.starts_at), None)
-        return ("stale", same) if same is not None else ("open", None)
-    if current is not None:
-        return "resolve", current
-    return "stale", known[0] if known else None
+        handled = next((i for i in earlier if _has_episode(i, alert)), None)
+        if current is None:
+            return ("stale", handled) if handled is not None else ("open", None)
+        member = current.member(alert.fingerprint)
+        if member is not None and member.starts_at == alert.starts_at:
+            return ("duplicate" if member.firing else "stale"), current
+        if handled is not None:
+            return "stale", handled
+        return "join", current
+    if current is not None and (member := current.member(alert.fingerprint)) is not None \
+            and member.firing:
+        last = all(a.fingerprint == alert.fingerprint for a in current.firing)
+        return ("resolve" if last else "resolve_alert"), current
+    return "stale", current or (known[0] if known else None)
+
+
+def _has_episode(incident: Incident, alert: AlertFacts) -> bool:
+    member = incident.member(alert.fingerprint)
+    return member is not None and member.starts_at == alert.starts_at

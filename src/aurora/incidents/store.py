@@ -29,18 +29,22 @@ from typing import TYPE_CHECKING, Any
 
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
+from aurora.incidents import drillwindow
 from aurora.incidents.config import IncidentsConfig, load_incidents_config
 from aurora.incidents.model import (
     ALERTMANAGER,
+    AlertFacts,
     Event,
     Incident,
     IncidentNotFound,
     acknowledge_events,
+    alert_resolved_event,
     apply,
     breach_events,
     check_incident_id,
     fold,
     format_incident_id,
+    join_event,
     open_event,
     resolve_events,
     route_alert,
@@ -87,13 +91,18 @@ class StoreError(AuroraError):
 
 @dataclass
 class IngestResult:
+    """What one notification did, per alert: incident ids (one per alert that changed it)."""
+
     opened: list[str] = field(default_factory=list)
+    joined: list[str] = field(default_factory=list)  # another alert of the group joined
+    alerts_resolved: list[str] = field(default_factory=list)  # one alert of several cleared
     resolved: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     stale: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"opened": self.opened, "resolved": self.resolved,
+        return {"opened": self.opened, "joined": self.joined,
+                "alerts_resolved": self.alerts_resolved, "resolved": self.resolved,
                 "duplicates": self.duplicates, "stale": self.stale}
 
 
@@ -261,9 +270,11 @@ class IncidentStore:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     (seq, event.incident_id, event.kind, format_rfc3339(event.at), ledger_ts,
                      json.dumps(event.to_data(), sort_keys=True)))
+        # key too: an index written before incidents were keyed by group gets the new key
         con.execute("INSERT INTO incidents (id, key, status, sev, opened_at, drill) "
                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
-                    "status = excluded.status, drill = excluded.drill",
+                    "key = excluded.key, status = excluded.status, sev = excluded.sev, "
+                    "drill = excluded.drill",
                     (incident.id, incident.key, incident.status, incident.sev,
                      format_rfc3339(incident.opened_at), incident.drill))
         return incident
@@ -363,31 +374,63 @@ class IncidentStore:
     # --- writing -------------------------------------------------------------------------
 
     def ingest(self, payload: WebhookPayload) -> IngestResult:
-        """Apply one Alertmanager notification: open, resolve or recognise each alert."""
+        """Apply one Alertmanager notification: one incident per alert group."""
         result = IngestResult()
         with self._transaction() as con:
             now = self.clock()
-            for alert in payload.facts():
+            # firing alerts first: one that joins must not find the incident resolved by
+            # another alert of the same notification that cleared
+            for alert in sorted(payload.facts(), key=lambda a: a.status != "firing"):
                 route, incident = route_alert(alert, self._by_key(con, alert.key))
+                if route in ("duplicate", "stale"):
+                    if route == "duplicate":
+                        assert incident is not None
+                        result.duplicates.append(incident.id)
+                    else:
+                        result.stale += 1
+                    continue
                 if route == "open":
+                    result.opened.append(self._open(con, alert, now))
+                    continue
+                assert incident is not None
+                if route == "join":
                     found = self.config.classify(alert.labels)
-                    new_id = self._next_id(con, now)
-                    self._commit(con, [open_event(
-                        new_id, alert, sev=found.sev, rule=found.rule,
-                        deadline=self.config.deadline(found.sev, now),
-                        treaty_id=_treaty_id(alert.labels), now=now)])
-                    result.opened.append(new_id)
-                elif route == "resolve":
-                    assert incident is not None
+                    self._commit(con, [join_event(
+                        incident, alert, sev=found.sev, rule=found.rule,
+                        deadline=self.config.deadline(found.sev, now), now=now)])
+                    result.joined.append(incident.id)
+                elif route == "resolve_alert":
+                    self._commit(con, [alert_resolved_event(incident, alert, now=now)])
+                    result.alerts_resolved.append(incident.id)
+                else:
                     self._commit(con, resolve_events(incident, by=ALERTMANAGER, note=None,
                                                      now=now, alert_ends_at=alert.ends_at))
                     result.resolved.append(incident.id)
-                elif route == "duplicate":
-                    assert incident is not None
-                    result.duplicates.append(incident.id)
-                else:
-                    result.stale += 1
         return result
+
+    def _open(self, con: sqlite3.Connection, alert: AlertFacts, now: datetime) -> str:
+        found = self.config.classify(alert.labels)
+        new_id = self._next_id(con, now)
+        self._commit(con, [open_event(
+            new_id, alert, sev=found.sev, rule=found.rule,
+            deadline=self.config.deadline(found.sev, now), treaty_id=_treaty_id(alert.labels),
+            now=now, drill=self._drill_for(alert.alertname, now))])
+        return new_id
+
+    def _drill_for(self, alertname: str, now: datetime) -> str | None:
+        """The running alert drill whose fault drives ``alertname`` (see drillwindow)."""
+        if self._ledger is None:
+            return None
+        try:
+            rows = self._ledger.scan(kinds=(drillwindow.KIND,),
+                                     since_ts=now - drillwindow.MAX_DRILL)
+            entries = [(str(row.subject), json.loads(row.payload).get("data") or {})
+                       for row in rows]
+        except Exception as exc:  # the ledger's own errors: the incident must open anyway
+            log.warning("cannot read drill entries (incident not checked for a drill): %s",
+                        exc)
+            return None
+        return drillwindow.owning_drill(alertname, drillwindow.active_drills(entries, now))
 
     def _next_id(self, con: sqlite3.Connection, now: datetime) -> str:
         prefix = format_incident_id(now.date(), 0)[:-4]

@@ -3,9 +3,10 @@
 ``python -m aurora.slo.artifacts --write`` (re)writes, under ``ops/``:
 
 * ``prometheus/rules/aurora-recording.yml``  SLO quantiles over rate windows
-* ``prometheus/rules/aurora-alerts.yml``     the seed's four alerts, no-traffic, target down
+* ``prometheus/rules/aurora-alerts.yml``     the seed's four alerts, no-traffic, target down,
+                                              provenance critical, ledger tampering, SLA breach
 * ``prometheus/rules/aurora-burn-rate.yml``  error ratios and multiwindow burn-rate alerts
-* ``grafana/aurora-alert-rules.yaml``        the seed's alerts for Grafana alerting provisioning
+* ``grafana/aurora-alert-rules.yaml``        the threshold alerts for Grafana alerting provisioning
 * ``grafana/grafana-kpi-panels-patch.json``  the dashboard in the API's import envelope
 * ``grafana/dashboards/aurora-kpi.json``     the same dashboard for file provisioning
 
@@ -31,6 +32,7 @@ from aurora.slo.catalog import (
     BUDGETS,
     BURN_WINDOWS,
     DATASOURCE_UID,
+    INTEGRITY_ALERTS,
     MIN_EVENTS_IN_LONG_WINDOW,
     NO_TRAFFIC_HOLD,
     NO_TRAFFIC_WINDOW,
@@ -38,10 +40,11 @@ from aurora.slo.catalog import (
     SEED_ALERTS,
     SLO_PERIOD,
     TARGET_DOWN_HOLD,
+    THRESHOLD_ALERTS,
     BudgetKey,
     BudgetSLO,
     BurnWindow,
-    SeedAlert,
+    ThresholdAlert,
     runbook_url,
 )
 
@@ -63,8 +66,8 @@ SEVERITY_ORDER = ("critical", "warning")
 
 # --- Prometheus rules ----------------------------------------------------------------------
 
-def _seed_alert_expr(alert: SeedAlert) -> str:
-    return f"{q.SEED_ALERT_SIGNALS[alert.slo]} {alert.op} {_number(alert.threshold)}"
+def _threshold_expr(alert: ThresholdAlert) -> str:
+    return f"{q.ALERT_SIGNALS[alert.signal_key]} {alert.op} {_number(alert.threshold)}"
 
 
 def _number(value: float) -> str:
@@ -90,11 +93,12 @@ def recording_rules() -> dict[str, Any]:
 
 
 def alert_rules() -> dict[str, Any]:
-    seed = [
-        _alert(a.name, _seed_alert_expr(a), a.hold, {"severity": a.severity, "slo": a.slo},
-               a.summary, a.description)
-        for a in SEED_ALERTS
-    ]
+    def threshold_rules(alerts: tuple[ThresholdAlert, ...]) -> list[dict[str, Any]]:
+        return [_alert(a.name, _threshold_expr(a), a.hold,
+                       {"severity": a.severity, "slo": a.slo}, a.summary, a.description)
+                for a in alerts]
+
+    seed = threshold_rules(SEED_ALERTS)
     availability = [
         _alert("TreatyNoTraffic", q.NO_TRAFFIC, NO_TRAFFIC_HOLD,
                {"severity": "warning", "slo": "traffic"},
@@ -111,6 +115,8 @@ def alert_rules() -> dict[str, Any]:
     return {"groups": [
         {"name": "aurora-seed-alerts", "rules": seed},
         {"name": "aurora-availability", "rules": availability},
+        # SEV1: the record at risk; and the incident process itself failing
+        {"name": "aurora-integrity", "rules": threshold_rules(INTEGRITY_ALERTS)},
     ]}
 
 
@@ -195,8 +201,8 @@ def _grafana_text(text: str) -> str:
 
 def grafana_alert_rules() -> dict[str, Any]:
     rules = []
-    for alert in SEED_ALERTS:
-        window_s = int(max(parse_duration(alert.hold), 600))
+    for alert in THRESHOLD_ALERTS:
+        window_s = int(max(parse_duration(alert.hold or "0s"), 600))
         rules.append({
             "uid": f"aurora-{alert.name.lower()}",
             "title": alert.name,
@@ -205,7 +211,7 @@ def grafana_alert_rules() -> dict[str, Any]:
                 {"refId": "A", "relativeTimeRange": {"from": window_s, "to": 0},
                  "datasourceUid": DATASOURCE_UID,
                  "model": {"refId": "A", "datasource": DATASOURCE, "editorMode": "code",
-                           "expr": q.SEED_ALERT_SIGNALS[alert.slo], "instant": True,
+                           "expr": q.ALERT_SIGNALS[alert.signal_key], "instant": True,
                            "range": False, "intervalMs": 15000, "maxDataPoints": 43200}},
                 {"refId": "C", "datasourceUid": "__expr__",
                  "model": {"refId": "C", "type": "threshold", "expression": "A",
@@ -217,7 +223,7 @@ def grafana_alert_rules() -> dict[str, Any]:
             # like the Prometheus rule: no series (no traffic) is not an alert
             "noDataState": "OK",
             "execErrState": "Error",
-            "for": alert.hold,
+            "for": alert.hold or "0s",
             "annotations": {"summary": _grafana_text(alert.summary),
                             "description": _grafana_text(alert.description),
                             "runbook_url": runbook_url(alert.name)},
@@ -225,7 +231,7 @@ def grafana_alert_rules() -> dict[str, Any]:
             "isPaused": False,
         })
     return {"apiVersion": 1, "groups": [{
-        "orgId": 1, "name": "aurora-seed-alerts", "folder": "Aurora", "interval": "1m",
+        "orgId": 1, "name": "aurora-alerts", "folder": "Aurora", "interval": "1m",
         "rules": rules,
     }]}
 

@@ -105,37 +105,75 @@ MIN_EVENTS_IN_LONG_WINDOW = 100
 
 
 @dataclass(frozen=True)
-class SeedAlert:
-    """One of the seed's four "Alert if" lines."""
+class ThresholdAlert:
+    """An alert that compares one signal with a threshold: ``signal op threshold``.
+
+    The signal is ``queries.ALERT_SIGNALS[alert.signal_key]`` (Grafana needs it apart from
+    the threshold); ``hold`` is Prometheus' ``for:`` (None: fire at the first evaluation).
+    """
 
     name: str
-    slo: BudgetKey  # the `slo` label, as on the burn-rate alerts (Alertmanager inhibits by it)
+    slo: str  # the `slo` label, as on the burn-rate alerts (Alertmanager inhibits by it)
     op: Literal["<", ">"]
     threshold: float
-    hold: str  # Prometheus `for:`
+    hold: str | None
     severity: Severity
     summary: str
     description: str
+    signal: str | None = None  # key of queries.ALERT_SIGNALS; default: the `slo` label
+
+    @property
+    def signal_key(self) -> str:
+        return self.signal or self.slo
 
 
-SEED_ALERTS: tuple[SeedAlert, ...] = (
-    SeedAlert("TreatyFillRateLow", "fill", "<", 0.75, "15m", "critical",
-              "Fill rate below 0.75 for 15 minutes on {{ $labels.treaty_id }}",
-              "treaty_fill_rate is {{ $value | humanizePercentage }} (alert below 75 %, "
-              "SLO p50 >= 85 %): admitted orders are being dropped."),
-    SeedAlert("TreatyRttP95High", "rtt", ">", 400.0, "15m", "warning",
-              "RTT p95 above 400 ms for 15 minutes on {{ $labels.treaty_id }}",
-              "p95 order-to-ACK round trip over 5m is {{ $value | printf \"%.0f\" }} ms "
-              "(alert above 400 ms, SLO <= 350 ms)."),
-    SeedAlert("TreatyProvenanceLow", "provenance", "<", 0.90, "5m", "critical",
-              "Provenance coverage below 0.90 for 5 minutes on {{ $labels.treaty_id }}",
-              "treaty_provenance_coverage is {{ $value | humanizePercentage }} (alert below "
-              "90 %, SLO >= 95 %): accepted orders whose ledger record does not re-verify."),
-    SeedAlert("PolicyLatencyP99High", "policy", ">", 50.0, "5m", "warning",
-              "Policy decision p99 above 50 ms for 5 minutes on {{ $labels.treaty_id }}",
-              "p99 vault-law decision time over 5m is {{ $value | printf \"%.1f\" }} ms "
-              "(alert above 50 ms, SLO <= 25 ms)."),
+
+SEED_ALERTS: tuple[ThresholdAlert, ...] = (
+    ThresholdAlert("TreatyFillRateLow", "fill", "<", 0.75, "15m", "critical",
+                   "Fill rate below 0.75 for 15 minutes on {{ $labels.treaty_id }}",
+                   "treaty_fill_rate is {{ $value | humanizePercentage }} (alert below 75 %, "
+                   "SLO p50 >= 85 %): admitted orders are being dropped."),
+    ThresholdAlert("TreatyRttP95High", "rtt", ">", 400.0, "15m", "warning",
+                   "RTT p95 above 400 ms for 15 minutes on {{ $labels.treaty_id }}",
+                   "p95 order-to-ACK round trip over 5m is {{ $value | printf \"%.0f\" }} ms "
+                   "(alert above 400 ms, SLO <= 350 ms)."),
+    ThresholdAlert("TreatyProvenanceLow", "provenance", "<", 0.90, "5m", "critical",
+                   "Provenance coverage below 0.90 for 5 minutes on {{ $labels.treaty_id }}",
+                   "treaty_provenance_coverage is {{ $value | humanizePercentage }} (alert below "
+                   "90 %, SLO >= 95 %): accepted orders whose ledger record does not re-verify."),
+    ThresholdAlert("PolicyLatencyP99High", "policy", ">", 50.0, "5m", "warning",
+                   "Policy decision p99 above 50 ms for 5 minutes on {{ $labels.treaty_id }}",
+                   "p99 vault-law decision time over 5m is {{ $value | printf \"%.1f\" }} ms "
+                   "(alert above 50 ms, SLO <= 25 ms)."),
 )
+
+# How far back the tampering and SLA-breach alerts look for a new failure: a counter that
+# went up in this window keeps the alert firing for that long after the event.
+EVENT_WINDOW = "10m"
+
+# Beyond the seed: the record at risk (SEV1 in config/incidents.json) and incident response
+# itself failing (an unacknowledged incident past its SLA, issue 6's breach metric).
+INTEGRITY_ALERTS: tuple[ThresholdAlert, ...] = (
+    ThresholdAlert("TreatyProvenanceCritical", "provenance", "<", 0.80, "5m", "critical",
+                   "Provenance coverage below 0.80 for 5 minutes on {{ $labels.treaty_id }}",
+                   "treaty_provenance_coverage is {{ $value | humanizePercentage }}: more than "
+                   "one accepted order in five has no ledger record that re-verifies (SEV1, "
+                   "below the 0.90 alert and the 0.95 SLO)."),
+    ThresholdAlert("AuroraLedgerTampering", "ledger", ">", 0.0, None, "critical",
+                   "Ledger records fail to re-verify on {{ $labels.treaty_id }}",
+                   "{{ $value | printf \"%.0f\" }} order record(s) failed re-verification "
+                   "(signature, leaf hash or inclusion) or a signed checkpoint was not an "
+                   f"append-only extension of the previous one in the last {EVENT_WINDOW}: "
+                   "the Remembrancer may have been altered.",
+                   signal="ledger_tampering"),
+    ThresholdAlert("AuroraIncidentSlaBreached", "incident_response", ">", 0.0, None, "critical",
+                   "A {{ $labels.sev }} incident went unacknowledged past its response SLA",
+                   "{{ $value | printf \"%.0f\" }} {{ $labels.sev }} incident(s) breached "
+                   f"their response SLA in the last {EVENT_WINDOW} (aurora incident list "
+                   "--open shows BREACHED): nobody acknowledged them in time.",
+                   signal="sla_breaches"),
+)
+THRESHOLD_ALERTS: tuple[ThresholdAlert, ...] = SEED_ALERTS + INTEGRITY_ALERTS
 
 # Admitted traffic stopped while the exporter is up (a broken traffic path, not a quiet day).
 NO_TRAFFIC_WINDOW = "10m"

@@ -25,7 +25,7 @@ from aurora.config import StackConfig, load_stack
 from aurora.durations import format_duration
 from aurora.errors import AuroraError
 from aurora.home import Home
-from aurora.slo.catalog import RPO_SECONDS, SEED_ALERTS
+from aurora.slo.catalog import RPO_SECONDS, THRESHOLD_ALERTS
 
 HTTP_TIMEOUT_S = 3.0
 BACKUP_MAX_AGE_IDLE_S = 24 * 3600  # no backup loop running: one backup a day (the seed's)
@@ -123,7 +123,7 @@ def check_prometheus_rules(ctx: Context) -> str:
     with _prometheus(ctx) as prom:
         rules = prom.rules()
     names = {r.name for r in rules}
-    missing = [a.name for a in SEED_ALERTS if a.name not in names]
+    missing = [a.name for a in THRESHOLD_ALERTS if a.name not in names]
     if missing:
         raise CheckFailed(f"{len(rules)} rules loaded, missing alerts: {', '.join(missing)}")
     broken = [f"{r.name}: {r.last_error}" for r in rules if r.health == "err"]

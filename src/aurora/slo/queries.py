@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 
 from aurora.slo.catalog import (
+    EVENT_WINDOW,
     NO_TRAFFIC_WINDOW,
     POLICY_GOOD_MS,
     RTT_GOOD_MS,
@@ -134,6 +135,26 @@ SEED_ALERT_SIGNALS: dict[BudgetKey, str] = {
     "rtt": rtt_quantile(0.95),
     "provenance": PROVENANCE_NOW,
     "policy": policy_p99(),
+}
+
+# Tampering: order records that no longer re-verify, or signed checkpoints that are not an
+# append-only extension of the previous one (the bridge's provenance auditor counts both).
+# The two increases have different label sets, so `or` keeps both and max takes the larger.
+LEDGER_TAMPERING = (
+    "max by (treaty_id) (\n"
+    f'  increase(treaty_provenance_checks_total{{result="failed"}}[{EVENT_WINDOW}])\n'
+    "  or\n"
+    f"  increase(aurora_ledger_consistency_failures_total[{EVENT_WINDOW}])\n"
+    ")"
+)
+# Incidents recorded as breached (escalated) by the receiver, per SEV of the incident.
+SLA_BREACHES = f"sum by (sev) (increase(aurora_incidents_sla_breached_total[{EVENT_WINDOW}]))"
+
+# Every threshold alert's signal, by catalog.ThresholdAlert.signal_key.
+ALERT_SIGNALS: dict[str, str] = {
+    **{str(key): signal for key, signal in SEED_ALERT_SIGNALS.items()},
+    "ledger_tampering": LEDGER_TAMPERING,
+    "sla_breaches": SLA_BREACHES,
 }
 
 # --- event SLIs: error ratios and event rates -----------------------------------------------

@@ -1,25 +1,299 @@
-"""`aurora soak ...`, `aurora drill ...` and `aurora rollback` commands."""
+"""`aurora soak ...`, `aurora drill ...` and `aurora rollback` commands.
+
+Errors are ``AuroraError``s: ``aurora.cli.run_app`` prints one ``error: ...`` line and exits
+non-zero. ``aurora soak gate`` exits 0 (pass), 1 (fail) or 3 (inconclusive).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from aurora.errors import AuroraError
+from aurora.home import Home
 
 app = typer.Typer(no_args_is_help=True)
 drill_app = typer.Typer(no_args_is_help=True)
 
+KEY_HELP = "GnuPG key id that signs the governance report (default: $AURORA_GPG_KEY)."
+SOAK_HELP = "Soak id (default: the most recent soak in the ledger)."
+DRILLS_HELP = "Comma-separated drills to schedule: fill, latency, restore, rollback, or none."
+
+
+def _drills(text: str) -> tuple[str, ...]:
+    from aurora.soak.schedule import DRILLS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
+    unknown = [n for n in names if n not in DRILLS]
+    if unknown:
+        raise AuroraError(f"--drills: unknown {', '.join(unknown)} (known: "
+                          f"{', '.join(DRILLS)}, none)", exit_code=2)
+    return names
+
+
+def _hooks(title: str) -> tuple[Any, AbstractContextManager[Any]]:
+    """A live view on a terminal, plain lines otherwise (nohup, CI, pipes)."""
+    from rich.console import Console
+
+    from aurora.soak.runner import QuietHooks
+
+    console = Console()
+    if console.is_terminal:
+        from aurora.soak.display import LiveView
+
+        view = LiveView(console, title)
+        return view, view
+    hooks = QuietHooks(lambda text: print(text, flush=True))
+    return hooks, nullcontext(hooks)
+
+
+def _print_verdict(verdict: Any) -> None:
+    from rich.console import Console
+
+    from aurora.soak.verdict import gate_table
+
+    Console().print(gate_table(verdict))
+
+
+def default_start(now: datetime) -> date:
+    """Today if the 09:00 rituals are still ahead, else tomorrow."""
+    return now.date() if now.time() < time(9, 0) else now.date() + timedelta(days=1)
+
 
 @app.command()
-def todo() -> None:
-    """Not built yet."""
-    raise typer.Exit(1)
+def start(
+    days: int = typer.Option(7, "--days", help="How many days."),
+    start_date: str = typer.Option(None, "--start-date", metavar="YYYY-MM-DD",
+                                   help="Day 1 (default: today if before 09:00 UTC, else "
+                                        "tomorrow)."),
+    key: str = typer.Option(None, "--key", metavar="KEYID", help=KEY_HELP),
+    soak_id: str = typer.Option(None, "--soak-id", help="Name the soak (default: soak-DATE)."),
+    drills: str = typer.Option("fill,latency,restore,rollback", "--drills", help=DRILLS_HELP),
+    rpo_backups: bool = typer.Option(False, "--rpo-backups",
+                                     help="Back up every 15 min from the orchestrator too (the "
+                                          "stack's backup loop normally does)."),
+) -> None:
+    """Run the 7-day protocol on the wall clock against the running stack (`make up`).
+
+    Resumes the soak when it already exists in the ledger (after a restart): finished tasks
+    are not rerun, interrupted ones are rerun, none is skipped.
+    """
+    from aurora import procs
+    from aurora.slo.gpg import check_secret_key
+    from aurora.soak.runner import Runner
+    from aurora.soak.schedule import RPO_SECONDS, SoakPlan
+    from aurora.soak.signing import chosen_key
+
+    home = Home.discover()
+    if procs.running(home, "bridge") is None:
+        raise AuroraError("the stack is not running: start it with `make up`", exit_code=2)
+    try:
+        first = date.fromisoformat(start_date) if start_date else default_start(
+            datetime.now(UTC))
+    except ValueError:
+        raise AuroraError(f"--start-date {start_date!r} is not YYYY-MM-DD", exit_code=2) from None
+    signing_key = chosen_key(key)
+    if signing_key:
+        check_secret_key(signing_key)  # fail now, not at hour 72
+    plan = SoakPlan(soak_id=soak_id or f"soak-{first:%Y%m%d}", start_date=first, days=days,
+                    mode="wall", rpo_every_s=float(RPO_SECONDS) if rpo_backups else None,
+                    drills=_drills(drills), key_id=signing_key)
+    hooks, view = _hooks(f"Aurora soak {plan.soak_id}")
+    stop = threading.Event()
+    with view:
+        state = Runner(home, plan, hooks, stop, key_id=signing_key).run()
+    if state.ended is not None:
+        from aurora.soak.verdict import run_gate
+
+        verdict = run_gate(home, state.soak_id, key=signing_key)
+        _print_verdict(verdict)
+        raise typer.Exit(verdict.result.exit_code)
 
 
-@drill_app.command()
-def todo2() -> None:
-    """Not built yet."""
-    raise typer.Exit(1)
+@app.command()
+def rehearse(
+    days: int = typer.Option(7, "--days", help="How many soak days."),
+    day_seconds: float = typer.Option(None, "--day-seconds",
+                                      help="Real seconds per soak day (default 60: 7 days in "
+                                           "about 8 minutes)."),
+    key: str = typer.Option(None, "--key", metavar="KEYID",
+                            help="GnuPG key (default: $AURORA_GPG_KEY, else a throwaway key)."),
+    soak_id: str = typer.Option(None, "--soak-id", help="Name it; an existing id resumes it."),
+    drills: str = typer.Option("fill,latency,restore,rollback", "--drills", help=DRILLS_HELP),
+    traffic_rate: float = typer.Option(None, "--traffic-rate", help="Orders/s (default 3)."),
+    start_date: str = typer.Option(None, "--start-date", metavar="YYYY-MM-DD",
+                                   help="Soak-clock day 1 (default: today)."),
+    home_dir: Path = typer.Option(None, "--home", file_okay=False,
+                                  help="Rehearse in an isolated home (created and initialised "
+                                       "with its own free ports if missing)."),
+) -> None:
+    """The same protocol on a compressed clock, with its own time-scaled stack; prints the gate.
+
+    Exit status: the gate's (0 pass, 1 fail, 3 inconclusive).
+    """
+    from aurora.soak.isolate import isolated_home
+    from aurora.soak.rehearsal import DEFAULT_DAY_SECONDS, DEFAULT_TRAFFIC_RATE, RehearsalOptions
+    from aurora.soak.rehearsal import rehearse as run
+    from aurora.soak.signing import chosen_key
+
+    home = isolated_home(home_dir) if home_dir else Home.discover()
+    try:
+        first = date.fromisoformat(start_date) if start_date else None
+    except ValueError:
+        raise AuroraError(f"--start-date {start_date!r} is not YYYY-MM-DD", exit_code=2) from None
+    options = RehearsalOptions(days=days, day_seconds=day_seconds or DEFAULT_DAY_SECONDS,
+                               key=chosen_key(key), drills=_drills(drills),
+                               traffic_rate=traffic_rate or DEFAULT_TRAFFIC_RATE,
+                               soak_id=soak_id, start_date=first)
+    hooks, view = _hooks(f"Aurora soak rehearsal ({home.root})")
+    with view:
+        result = run(home, options, hooks)
+    if result.verdict is None:
+        print(f"soak {result.state.soak_id} not finished: {len(result.state.pending())} task(s) "
+              "left", file=sys.stderr)
+        raise typer.Exit(3)
+    _print_verdict(result.verdict)
+    raise typer.Exit(result.verdict.result.exit_code)
 
 
-def register(app: typer.Typer) -> None:
-    pass
+@app.command()
+def status(
+    soak: str = typer.Option(None, "--soak", help=SOAK_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the state as JSON."),
+) -> None:
+    """Schedule, what ran, what failed and what is next."""
+    from rich.console import Console
 
+    from aurora.soak.display import status_table
+    from aurora.soak.evidence import load_state, open_readonly
+    from aurora.soak.runner import is_running
+
+    home = Home.discover()
+    with open_readonly(home) as ledger:
+        state = load_state(ledger, soak)
+    running = is_running(home, state.soak_id)
+    if as_json:
+        pending = state.pending()
+        print(json.dumps({
+            "soak_id": state.soak_id, "plan": state.plan.to_json(), "running": running,
+            "ended": state.ended.isoformat() if state.ended else None,
+            "done": [{"key": r.key, "status": r.status, "summary": r.summary,
+                      "attempt": r.attempt} for r in state.records()],
+            "failed": [r.key for r in state.records() if not r.passed],
+            "interrupted": [s.key for s in state.interrupted],
+            "next": pending[0].key if pending else None, "pending": len(pending)}, indent=2))
+        return
+    Console().print(status_table(state, running))
+
+
+@app.command()
+def gate(
+    soak: str = typer.Option(None, "--soak", help=SOAK_HELP),
+    key: str = typer.Option(None, "--key", metavar="KEYID",
+                            help="Sign reports/day7-gate.json (default: $AURORA_GPG_KEY; none: "
+                                 "unsigned)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Default: reports/day7-gate.json."),
+    no_prometheus: bool = typer.Option(False, "--no-prometheus",
+                                       help="Judge SLOs from the recorded daily checks only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+) -> None:
+    """Evaluate the Day-7 checklist from evidence: exit 0 pass, 1 fail, 3 inconclusive."""
+    from aurora.soak.signing import chosen_key
+    from aurora.soak.verdict import run_gate
+
+    verdict = run_gate(Home.discover(), soak, key=chosen_key(key), output=output,
+                       use_prometheus=not no_prometheus)
+    if as_json:
+        print(json.dumps(verdict.document, indent=2, ensure_ascii=False))
+    else:
+        _print_verdict(verdict)
+    raise typer.Exit(verdict.result.exit_code)
+
+
+# --- drills ----------------------------------------------------------------------------------
+
+
+def _report_drill(report: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**report.to_json(), "ledger_seq": report.ledger_seq}, indent=2))
+    else:
+        print(f"{report.drill} drill {'PASSED' if report.passed else 'FAILED'} "
+              f"({report.drill_id}, ledger entry {report.ledger_seq})")
+    if not report.passed:
+        raise typer.Exit(1)
+
+
+@drill_app.command("rollback")
+def drill_rollback(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The emergency rollback against a scratch copy of the ledger; recorded as evidence."""
+    from aurora.soak.drills import rollback_drill
+
+    _report_drill(rollback_drill(Home.discover(), print if not as_json else lambda _: None),
+                  as_json)
+
+
+@drill_app.command("restore")
+def drill_restore(
+    backup: Path = typer.Option(None, "--backup", help="Backup to drill with (default: the "
+                                                        "newest daily ledger-YYYYMMDD.db.gz)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """The seed's data recovery against a scratch copy; recorded as evidence."""
+    from aurora.soak.drills import restore_drill
+
+    _report_drill(restore_drill(Home.discover(), print if not as_json else lambda _: None,
+                                backup_file=backup), as_json)
+
+
+@drill_app.command("alert")
+def drill_alert(
+    alert: str = typer.Option(..., "--alert", help="TreatyFillRateLow or TreatyRttP95High."),
+    timeout: float = typer.Option(None, "--timeout",
+                                  help="Bound on each wait, seconds (default: 40 min, enough "
+                                       "for a 15-minute `for:` on the production rules)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Inject the fault behind ALERT into the running stack, see it fire and resolve."""
+    from aurora.soak.alerts import run_drill
+    from aurora.soak.spans import Timing
+
+    timing = Timing(1.0, drill_timeout=timeout)
+    passed, summary, detail = run_drill(Home.discover(), alert, timing,
+                                        print if not as_json else lambda _: None)
+    if as_json:
+        print(json.dumps({"passed": passed, "summary": summary, **detail}, indent=2))
+    else:
+        print(summary)
+    if not passed:
+        raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    @root.command()
+    def rollback(
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do it without asking."),
+        dry_run: bool = typer.Option(False, "--dry-run",
+                                     help="Only say which backup would be restored."),
+    ) -> None:
+        """Emergency rollback: stop the services, restore the ledger from the newest backup
+        that verifies (the current database is kept aside), keep ledger-latest on it."""
+        from aurora.soak.drills import emergency_rollback
+
+        home = Home.discover()
+        if not dry_run and not yes:
+            if not sys.stdin.isatty():
+                raise AuroraError("aurora rollback stops the stack and restores the ledger: "
+                                  "pass --yes", exit_code=2)
+            typer.confirm("Stop the stack and restore the ledger from the newest verified "
+                          "backup?", abort=True)
+        emergency_rollback(home, dry_run=dry_run)
+        if not dry_run:
+            print("rolled back; verify with `./ops/bin/remembrancer verify-audit`, then "
+                  "`make up`")

@@ -92,7 +92,7 @@ async def run_traffic(
                                     headers={"content-type": "application/json"}) as response:
                 body = await response.read()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             stats.statuses[f"error:{type(exc).__name__}"] += 1
             return
         stats.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
