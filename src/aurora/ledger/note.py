@@ -22,10 +22,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from aurora.keys import Ed25519PublicKey, public_key_bytes
+from aurora.keys import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+    public_key_bytes,
+    sign_b64,
+    verify_b64,
+)
 from aurora.ledger.errors import KeyMismatchError, NoteError
 
 ED25519_TYPE = b"\x01"
@@ -97,11 +100,29 @@ class Verifier:
         return vkey_for(self.name, self.public_key)
 
     def verify(self, message: bytes, signature: bytes) -> bool:
+        # aurora.keys checks Ed25519 with libsodium: faster, and it releases the GIL.
+        return len(signature) == 64 and verify_b64(
+            self.public_key, base64.b64encode(signature).decode("ascii"), message)
+
+    def verify_checkpoint_note(self, note: str, checkpoint: Checkpoint) -> bool | None:
+        """Check a note that should be exactly ``checkpoint`` signed by this key alone.
+
+        True or False if the note has that exact shape (text, blank line, one
+        signature line of this key); None otherwise, for the caller to fall back to
+        ``open_checkpoint``. Auditing a week of checkpoints (one per 5 s) this way
+        costs little more than the signature checks themselves.
+        """
+        text = checkpoint.text()
+        head = f"{text}\n{SIG_PREFIX}{self.name} "
+        if not note.startswith(head) or not note.endswith("\n") or "\n" in note[len(head):-1]:
+            return None
         try:
-            self.public_key.verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
+            raw = _b64decode(note[len(head):-1])
+        except NoteError:
+            return None
+        if raw[:4] != self.key_id:
+            return None
+        return self.verify(text.encode("utf-8"), raw[4:])
 
 
 @dataclass(frozen=True)
@@ -136,7 +157,7 @@ class Signer:
         return Verifier.from_public_key(self.name, self.private_key.public_key())
 
     def signature_line(self, text: str) -> str:
-        signature = self.private_key.sign(text.encode("utf-8"))
+        signature = base64.b64decode(sign_b64(self.private_key, text.encode("utf-8")))
         encoded = base64.b64encode(self.verifier.key_id + signature).decode("ascii")
         return f"{SIG_PREFIX}{self.name} {encoded}\n"
 

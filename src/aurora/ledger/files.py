@@ -1,0 +1,147 @@
+"""The ledger's files besides the database: keys, the latest-checkpoint file, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from aurora.config import load_stack
+from aurora.home import Home
+from aurora.keys import load_private_key
+from aurora.ledger.errors import KeyMismatchError, NoteError
+from aurora.ledger.note import Checkpoint, Signer, Verifier, parse_note
+from aurora.wire import format_rfc3339, utc_now
+
+HomeLike = Home | str | os.PathLike[str] | None
+
+
+def resolve_home(home: HomeLike) -> Home:
+    if home is None:
+        return Home.discover()
+    if isinstance(home, Home):
+        return home
+    return Home(Path(home).resolve())
+
+
+def db_path(home: Home, db: str | os.PathLike[str] | None) -> Path:
+    """``--db`` if given, else ``$AURORA_LEDGER_DB``, else ``ops/data/remembrancer.db``."""
+    return Path(db) if db is not None else home.ledger_db
+
+
+def checkpoint_path(home: Home, db: str | os.PathLike[str] | None) -> Path:
+    """Where the latest checkpoint of this database is written.
+
+    The home's ledger uses ``ops/data/checkpoint``; any other database file (a
+    copy, a test log) gets ``<db>.checkpoint`` so it never overwrites the home's.
+    """
+    if db is None or Path(db).resolve() == home.ledger_db.resolve():
+        return home.checkpoint_file
+    return Path(f"{db}.checkpoint")
+
+
+def origin(home: Home) -> str:
+    return load_stack(home).ledger_origin
+
+
+def load_verifier(home: Home, vkey: Path | None = None) -> Verifier:
+    """The ledger's verifier key (``ops/keys/ledger.vkey`` unless given)."""
+    path = vkey or home.ledger_vkey
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise KeyMismatchError(f"verifier key {path} is missing (run `aurora init`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise KeyMismatchError(f"verifier key {path} is unreadable: {exc}") from None
+    try:
+        return Verifier.from_vkey(text)
+    except NoteError as exc:
+        raise KeyMismatchError(f"verifier key {path}: {exc}") from None
+
+
+def load_signer(home: Home) -> Signer:
+    """The ledger's signing key, named after the origin, checked against ``ledger.vkey``.
+
+    A checkpoint signed by a key other than the published one could never be
+    verified, so a mismatch is refused before anything is signed.
+    """
+    signer = Signer(origin(home), load_private_key(home.ledger_key))
+    if home.ledger_vkey.exists():
+        published = load_verifier(home)
+        mine = signer.verifier
+        if (published.name, published.key_id) != (mine.name, mine.key_id):
+            raise KeyMismatchError(
+                f"{home.ledger_key} (as {mine.name}+{mine.key_id.hex()}) does not match "
+                f"{home.ledger_vkey} ({published.name}+{published.key_id.hex()})")
+    return signer
+
+
+def now_rfc3339() -> str:
+    return format_rfc3339(utc_now())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """An advisory lock between processes writing the same file."""
+    lock = path.with_name(f".{path.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_checkpoint(path: Path) -> Checkpoint | None:
+    """The checkpoint in a file, unverified; None if absent or unreadable."""
+    try:
+        return Checkpoint.parse(parse_note(path.read_bytes()).text)
+    except (OSError, NoteError):
+        return None
+
+
+def write_checkpoint_file(path: Path, note: str, size: int) -> bool:
+    """Write the latest checkpoint unless the file already holds a larger tree.
+
+    Several processes append to one ledger; each writes its own checkpoints, so
+    an older one must not replace a newer one. Returns True if written.
+    """
+    with file_lock(path):
+        current = read_checkpoint(path)
+        if current is not None and current.size > size:
+            return False
+        atomic_write(path, note.encode("utf-8"))
+        return True
+
+
+def move_aside(path: Path, tag: str, stamp: str | None = None) -> Path | None:
+    """Rename ``path`` to ``<path>.<tag>-<UTC time>`` (never delete); None if absent."""
+    if not path.exists():
+        return None
+    stamp = stamp or utc_now().strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.{tag}-{stamp}")
+    os.replace(path, target)
+    return target
