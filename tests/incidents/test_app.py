@@ -40,8 +40,8 @@ def samples(client: TestClient) -> dict[tuple[str, tuple[tuple[str, str], ...]],
 def test_firing_then_resends_then_resolution(client: TestClient, clock: FakeClock) -> None:
     first = post(client, recorded("fill-rate-firing.json"))
     assert first.status_code == 200
-    assert first.json() == {"status": "ok", "opened": ["INC-20261125-0001"], "resolved": [],
-                            "duplicates": [], "stale": 0}
+    assert first.json() == {"status": "ok", "opened": ["INC-20261125-0001"], "joined": [],
+                            "alerts_resolved": [], "resolved": [], "duplicates": [], "stale": 0}
     for name in ("fill-rate-resend.json", "fill-rate-firing.json"):
         again = post(client, recorded(name))
         assert again.status_code == 200 and again.json()["duplicates"] == ["INC-20261125-0001"]
@@ -113,10 +113,10 @@ def test_show_incident(client: TestClient, store: IncidentStore) -> None:
 def test_metrics_are_computed_from_stored_state(client: TestClient, store: IncidentStore,
                                                 clock: FakeClock) -> None:
     post(client, recorded("fill-rate-firing.json"))      # SEV2, 1 h
-    post(client, recorded("rtt-two-alerts.json"))        # 2 × SEV3, 4 h
+    post(client, recorded("rtt-two-alerts.json"))        # SEV3, 4 h: one group, two alerts
     m = samples(client)
     assert m[("aurora_incidents_open", (("sev", "SEV2"),))] == 1
-    assert m[("aurora_incidents_open", (("sev", "SEV3"),))] == 2
+    assert m[("aurora_incidents_open", (("sev", "SEV3"),))] == 1
     assert m[("aurora_incidents_open", (("sev", "SEV1"),))] == 0
     clock.advance(minutes=3)
     store.acknowledge("INC-20261125-0002", by="alice")  # 180 s
@@ -135,7 +135,7 @@ def test_metrics_are_computed_from_stored_state(client: TestClient, store: Incid
             if e["subject"] == "INC-20261125-0001"] == ["opened", "escalated"]
     clock.advance(hours=4)
     m = samples(client)
-    assert m[("aurora_incidents_sla_breached_total", (("sev", "SEV3"),))] == 1  # the unacked one
+    assert m[("aurora_incidents_sla_breached_total", (("sev", "SEV3"),))] == 0  # acked in time
     post(client, recorded("fill-rate-resolved.json"))
     m = samples(client)
     assert m[("aurora_incidents_open", (("sev", "SEV2"),))] == 0

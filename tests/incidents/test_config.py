@@ -35,6 +35,16 @@ MAPPING = [
     ({"alertname": "PolicyLatencyBudgetBurn", "severity": "warning", "long_window": "1d"},
      "SEV4", "burn-rate-slow"),
     ({"alertname": "TreatyNoTraffic", "severity": "warning"}, "SEV4", "warnings"),
+    ({"alertname": "TreatyProvenanceCritical", "severity": "critical", "slo": "provenance"},
+     "SEV1", "provenance-critical"),
+    ({"alertname": "AuroraLedgerTampering", "severity": "critical", "slo": "ledger"}, "SEV1",
+     "ledger-integrity"),
+    ({"alertname": "AuroraIncidentSlaBreached", "severity": "critical", "sev": "SEV1"}, "SEV2",
+     "sla-breach-major"),
+    ({"alertname": "AuroraIncidentSlaBreached", "severity": "critical", "sev": "SEV2"}, "SEV2",
+     "sla-breach-major"),
+    ({"alertname": "AuroraIncidentSlaBreached", "severity": "critical", "sev": "SEV4"}, "SEV3",
+     "sla-breach-minor"),
     ({"alertname": "AuroraLedgerTampered", "severity": "critical"}, "SEV1", "ledger-integrity"),
     ({"alertname": "RemembrancerIntegrityCheckFailed"}, "SEV1", "ledger-integrity"),
     ({"alertname": "AuroraProvenanceCritical", "severity": "critical"}, "SEV1",
@@ -86,6 +96,8 @@ OBSERVATORY = {
     "TreatyFillBudgetBurn": {"SEV2", "SEV4"}, "TreatyRttBudgetBurn": {"SEV2", "SEV4"},
     "PolicyLatencyBudgetBurn": {"SEV2", "SEV4"}, "TreatyProvenanceBudgetBurn": {"SEV2", "SEV4"},
     "TreatyNoTraffic": {"SEV4"}, "AuroraTargetDown": {"SEV4"},
+    "TreatyProvenanceCritical": {"SEV1"}, "AuroraLedgerTampering": {"SEV1"},
+    "AuroraIncidentSlaBreached": {"SEV2", "SEV3"},  # by the breached incident's `sev` label
 }
 
 
@@ -94,6 +106,9 @@ def test_the_observatory_alerts_map_as_documented(config: IncidentsConfig) -> No
     if not alerts:
         pytest.skip("no alert rules in ops/prometheus/rules/ yet")
     seen: dict[str, set[str]] = {}
+    # the SLA-breach alert carries the breached incident's SEV from its series
+    alerts += [{**a, "sev": sev} for a in alerts if a["alertname"] == "AuroraIncidentSlaBreached"
+               for sev in ("SEV1", "SEV2", "SEV3", "SEV4")]
     for labels in alerts:
         found = config.classify(labels)
         assert found.rule != "default", f"{labels['alertname']} is not mapped explicitly"

@@ -4,7 +4,8 @@ Alertmanager 0.25 runs with ops/alertmanager.yml rendered for short intervals (g
 and interval 1 s, repeat 2 s, so resends happen within the test) and delivers to
 ``python -m aurora.incidents.server`` on free ports. Alerts are posted to Alertmanager's
 API as Prometheus would post them. (Prometheus → Alertmanager driven by a provider outage
-needs the bridge: phase 2.) Every process is started and stopped by its PID file.
+through the bridge: tests/integration/test_alert_path_live.py.) Every process is started and
+stopped by its PID file.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from aurora import procs
 from aurora.config import load_stack
@@ -32,6 +32,7 @@ from aurora.incidents.model import Incident
 from aurora.incidents.store import IncidentStore
 
 from .conftest import TREATY, ledger_incident_entries
+from .receiver_api import list_incidents, webhooks_accepted
 
 pytestmark = [
     pytest.mark.integration,
@@ -68,16 +69,10 @@ class Live:
                    timeout=5.0).raise_for_status()
 
     def incidents(self, **params: str) -> list[dict[str, Any]]:
-        response = httpx.get(f"{self.receiver}/incidents", params=params, timeout=5.0)
-        response.raise_for_status()
-        found: list[dict[str, Any]] = response.json()["incidents"]
-        return found
+        return list_incidents(self.receiver, **params)
 
     def webhooks_accepted(self) -> float:
-        text = httpx.get(f"{self.receiver}/metrics", timeout=5.0).text
-        return next(s.value for f in text_string_to_metric_families(text) for s in f.samples
-                    if s.name == "aurora_incident_webhooks_total"
-                    and s.labels == {"outcome": "accepted"})
+        return webhooks_accepted(self.receiver)
 
     def start_receiver(self) -> None:
         port = load_stack(self.home).incidents_port
@@ -155,6 +150,35 @@ def test_warning_is_inhibited_while_the_critical_fires(live: Live) -> None:
     assert incident["labels"]["severity"] == "critical" and incident["sev"] == "SEV2"
 
 
+def test_provenance_critical_holds_back_the_seeds_provenance_alert(live: Live) -> None:
+    live.post("TreatyProvenanceCritical", severity="critical", slo="provenance")
+    live.post("TreatyProvenanceLow", severity="critical", slo="provenance")
+    wait_until("the SEV1 incident", lambda: live.incidents())
+    first = live.webhooks_accepted()
+    wait_until("more notifications", lambda: live.webhooks_accepted() >= first + 2)
+    [incident] = live.incidents()  # one fault, one incident: the SEV1
+    assert incident["alertname"] == "TreatyProvenanceCritical" and incident["sev"] == "SEV1"
+
+
+def test_alerts_of_one_group_share_an_incident(live: Live) -> None:
+    # two instances of one alert: one Alertmanager group, so one incident holding both
+    live.post("AuroraRttP95High", severity="critical", instance="bridge-1")
+    live.post("AuroraRttP95High", severity="critical", instance="bridge-2")
+    [incident] = wait_until("both alerts in the incident", lambda: [
+        i for i in live.incidents() if len([a for a in i["alerts"] if a["firing"]]) == 2])
+    live.post("AuroraRttP95High", severity="critical", instance="bridge-1", resolve=True)
+    wait_until("one alert cleared", lambda: [
+        i for i in live.incidents()
+        if {a["labels"]["instance"]: a["firing"] for a in i["alerts"]}
+        == {"bridge-1": False, "bridge-2": True}])
+    assert live.incidents(open="1") != []  # still open: bridge-2 fires
+    live.post("AuroraRttP95High", severity="critical", instance="bridge-2", resolve=True)
+    wait_until("the resolution", lambda: live.incidents(open="1") == [])
+    assert len(live.incidents()) == 1
+    assert events_of(live.home, incident["id"]) == ["opened", "alert_joined", "alert_resolved",
+                                                    "resolved"]
+
+
 def test_incidents_survive_a_receiver_restart(live: Live) -> None:
     live.post("AuroraRttP95High", severity="warning")
     [incident] = wait_until("the incident", lambda: live.incidents())
@@ -185,12 +209,20 @@ def test_alert_drill_round_trip(live: Live) -> None:
 
     ledger = Ledger.open(live.home, readonly=True)
     try:
-        [row] = list(ledger.scan(kinds=("drill",)))
+        started, finished = (json.loads(row.payload) for row in ledger.scan(kinds=("drill",)))
+        [opened] = [json.loads(row.payload) for row in ledger.scan(kinds=("incident",))
+                    if json.loads(row.payload)["data"]["event"] == "opened"]
+        finished_seq = list(ledger.scan(kinds=("drill",)))[-1].seq
     finally:
         ledger.close()
-    drill = json.loads(row.payload)
-    assert row.seq == result.ledger_seq and drill["subject"] == result.drill_id
-    assert drill["data"]["passed"] is True and drill["data"]["incident_id"] == result.incident_id
+    # the drill announced itself before the fault, and the incident was a drill from its
+    # first ledger entry on
+    assert started["subject"] == finished["subject"] == result.drill_id
+    assert started["data"]["event"] == "started" and started["data"]["alert"] == "AuroraFillRateLow"
+    assert opened["data"]["drill"] == result.drill_id
+    assert finished_seq == result.ledger_seq and finished["data"]["event"] == "finished"
+    assert finished["data"]["passed"] is True
+    assert finished["data"]["incident_id"] == result.incident_id
     with IncidentStore.open(live.home) as store:
         marked: Incident = store.get(result.incident_id)
         assert marked.drill == result.drill_id

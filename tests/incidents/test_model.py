@@ -14,12 +14,14 @@ from aurora.incidents.model import (
     IncidentNotFound,
     TransitionError,
     acknowledge_events,
-    alert_key,
+    alert_resolved_event,
     apply,
     breach_events,
     check_incident_id,
     fold,
     format_incident_id,
+    group_incident_key,
+    join_event,
     open_event,
     resolve_events,
     route_alert,
@@ -164,9 +166,9 @@ def test_events_round_trip_through_ledger_data() -> None:
         Event.from_data("INC-20261125-0001", {"event": "exploded", "at": "2026-11-25T09:00:00Z"})
 
 
-def test_idempotency_key_is_group_key_plus_fingerprint() -> None:
-    assert facts().key == alert_key(facts().group_key, "ab12")
-    assert facts(fingerprint="cd34").key != facts().key
+def test_idempotency_key_is_the_group_key() -> None:
+    assert facts().key == group_incident_key(facts().group_key)
+    assert facts(fingerprint="cd34").key == facts().key  # same group: same incident
     assert facts(group_key="{}:{x=\"y\"}").key != facts().key
 
 
@@ -182,6 +184,62 @@ def test_route_alert() -> None:
     assert route_alert(facts(starts=STARTS + timedelta(hours=2)), [done]) == ("open", None)
     assert route_alert(facts("resolved"), [done]) == ("stale", done)
     assert route_alert(facts("resolved"), []) == ("stale", None)
+
+
+def test_a_group_is_one_incident_its_alerts_join_and_leave() -> None:
+    incident = opened()
+    other = facts(fingerprint="cd34")
+    assert route_alert(other, [incident]) == ("join", incident)
+    joined = apply(incident, join_event(incident, other, sev="SEV3", rule="latency",
+                                        deadline=T0 + timedelta(hours=4), now=T0))
+    assert [a.fingerprint for a in joined.firing] == ["ab12", "cd34"]
+    assert joined.sev == "SEV2" and joined.deadline == incident.deadline  # less severe: no change
+    assert route_alert(other, [joined]) == ("duplicate", joined)
+    # the first alert clears while the second fires: the incident stays open
+    assert route_alert(facts("resolved"), [joined]) == ("resolve_alert", joined)
+    left = apply(joined, alert_resolved_event(joined, facts("resolved"), now=T0))
+    assert left.is_open and [a.fingerprint for a in left.firing] == ["cd34"]
+    # a late resend of the cleared episode changes nothing; a new episode of it rejoins
+    assert route_alert(facts(), [left]) == ("stale", left)
+    assert route_alert(facts(starts=STARTS + timedelta(minutes=30)), [left]) == ("join", left)
+    # the last alert clears: the incident resolves
+    assert route_alert(facts("resolved", fingerprint="cd34"), [left]) == ("resolve", left)
+    done = run(left, resolve_events(left, by=ALERTMANAGER, note=None, now=T0))
+    assert done.firing == () and len(done.alerts) == 2
+
+
+def test_a_more_severe_alert_joining_raises_the_sev_and_the_deadline() -> None:
+    incident = opened(timedelta(hours=1))  # SEV2, due T0 + 1 h
+    later = T0 + timedelta(minutes=10)
+    critical = facts(fingerprint="ef56")
+    raised = apply(incident, join_event(incident, critical, sev="SEV1", rule="provenance-critical",
+                                        deadline=later + timedelta(minutes=15), now=later))
+    assert (raised.sev, raised.rule) == ("SEV1", "provenance-critical")
+    assert raised.deadline == later + timedelta(minutes=15)
+    # a SEV1 joining a group whose deadline is already earlier keeps the earlier one
+    early = opened(timedelta(minutes=5))
+    kept = apply(early, join_event(early, critical, sev="SEV1", rule="r",
+                                   deadline=later + timedelta(minutes=15), now=later))
+    assert kept.deadline == T0 + timedelta(minutes=5)
+
+
+def test_episode_an_operator_closed_does_not_join_the_next_incident() -> None:
+    first = opened()
+    closed = run(first, resolve_events(first, by="alice", note="false alarm", now=T0))
+    newcomer = facts(fingerprint="cd34")
+    assert route_alert(newcomer, [closed]) == ("open", None)
+    second = opened(alert=newcomer, incident_id="INC-20261125-0002")
+    # the old alert still fires in the group's notifications: it stays with the closed one
+    assert route_alert(facts(), [second, closed]) == ("stale", closed)
+
+
+def test_drill_tag_at_opening() -> None:
+    event = open_event("INC-20261125-0001", facts(), sev="SEV2", rule="fill-rate",
+                       deadline=T0 + timedelta(hours=1), treaty_id=None, now=T0,
+                       drill="DRILL-20261125T085959Z")
+    incident = apply(None, Event.from_data(event.incident_id, event.to_data()))
+    assert incident.drill == "DRILL-20261125T085959Z"
+    assert opened().drill is None
 
 
 def test_incident_ids() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,8 @@ def test_resolved_notification_resolves(store: IncidentStore, clock: FakeClock) 
     assert incident.resolved_at == clock.now
     # Alertmanager sends the resolution again on the next flush: nothing changes
     assert ingest(store, "fill-rate-resolved.json") == {
-        "opened": [], "resolved": [], "duplicates": [], "stale": 1}
+        "opened": [], "joined": [], "alerts_resolved": [], "resolved": [], "duplicates": [],
+        "stale": 1}
     # ... and a late resend of the old firing does not reopen it
     assert ingest(store, FIRING)["stale"] == 1
     entries = ledger_incident_entries(store.home)
@@ -67,11 +69,66 @@ def test_refiring_after_resolution_opens_a_new_incident(store: IncidentStore) ->
     assert ingest(store, document)["opened"] == ["INC-20261125-0002"]
 
 
-def test_one_incident_per_alert_of_a_group(store: IncidentStore) -> None:
+def test_one_incident_per_alert_group(store: IncidentStore) -> None:
     result = ingest(store, "rtt-two-alerts.json")
-    assert len(result["opened"]) == 2
-    assert {i.sev for i in store.incidents()} == {"SEV3"}
-    assert ingest(store, "rtt-two-alerts.json")["duplicates"] == result["opened"]
+    [incident_id] = result["opened"]
+    assert result["joined"] == [incident_id]  # the group's second alert joins the first's
+    [incident] = store.incidents()
+    assert incident.sev == "SEV3" and len(incident.firing) == 2
+    again = ingest(store, "rtt-two-alerts.json")
+    assert again["duplicates"] == [incident_id, incident_id] and again["opened"] == []
+    events = [e["data"]["event"] for e in ledger_incident_entries(store.home)]
+    assert events == ["opened", "alert_joined"]
+
+
+def _rtt_group(*states: tuple[str, str, str]) -> dict:
+    """A notification of the recorded RTT group with (fingerprint, status, startsAt) alerts."""
+    group_key = parse_webhook(recorded("rtt-two-alerts.json")).group_key
+    return notification(*(alert("AuroraRttP95High", status=status, fingerprint=fp,
+                                starts_at=starts, severity="warning",
+                                ends_at="2026-11-25T09:30:00Z" if status == "resolved"
+                                else "0001-01-01T00:00:00Z")
+                          for fp, status, starts in states), group_key=group_key)
+
+
+def test_a_group_resolves_when_its_last_alert_does(store: IncidentStore,
+                                                   clock: FakeClock) -> None:
+    a, b, start = "3d9b18e682b3c315", "0227fe5f56e7f42e", "2026-11-25T08:45:00Z"
+    [incident_id] = ingest(store, _rtt_group((a, "firing", start)))["opened"]
+    clock.advance(minutes=2)
+    assert ingest(store, _rtt_group((a, "firing", start), (b, "firing", start)))["joined"] == [
+        incident_id]
+    clock.advance(minutes=2)
+    # a notification that lists the cleared alert first: the firing one is applied first
+    step = ingest(store, _rtt_group((a, "resolved", start), (b, "firing", start)))
+    assert step["alerts_resolved"] == [incident_id] and step["duplicates"] == [incident_id]
+    assert store.get(incident_id).is_open
+    # Alertmanager repeats the resolved alert once more: nothing changes
+    assert ingest(store, _rtt_group((a, "resolved", start), (b, "firing", start)))["stale"] == 1
+    clock.advance(minutes=2)
+    assert ingest(store, _rtt_group((b, "resolved", start)))["resolved"] == [incident_id]
+    done = store.get(incident_id)
+    assert done.resolved_by == "alertmanager" and done.firing == ()
+    events = [e["data"]["event"] for e in ledger_incident_entries(store.home)]
+    assert events == ["opened", "alert_joined", "alert_resolved", "resolved"]
+    # the group fires again later: a new episode, a new incident
+    assert ingest(store, _rtt_group((a, "firing", "2026-11-25T10:00:00Z")))["opened"] == [
+        "INC-20261125-0002"]
+
+
+def test_a_joining_page_raises_a_ticket_incident(store: IncidentStore, clock: FakeClock) -> None:
+    group = "{}:{alertname=\"AuroraFillRateLow\", treaty_id=\"AURORA-AKASH-001\"}"
+    ingest(store, notification(alert("AuroraFillRateLow", severity="warning"), group_key=group))
+    [incident] = store.incidents()
+    assert incident.sev == "SEV2"  # fill-rate maps to SEV2 whatever the severity
+    clock.advance(minutes=5)
+    ingest(store, notification(
+        alert("AuroraFillRateLow", severity="warning"),
+        alert("AuroraLedgerTampered", severity="critical", fingerprint="fedcba9876543210"),
+        group_key=group))
+    raised = store.get(incident.id)
+    assert (raised.sev, raised.rule) == ("SEV1", "ledger-integrity")
+    assert raised.deadline == clock.now + timedelta(minutes=15)
 
 
 def test_ticket_maps_to_sev4_with_business_day_deadline(store: IncidentStore) -> None:
@@ -142,8 +199,7 @@ def test_state_survives_a_restart(aurora_home: Home, clock: FakeClock) -> None:
     with IncidentStore.open(aurora_home, write=True, clock=clock) as second:
         assert second.get("INC-20261125-0001").acknowledged_by == "alice"
         assert ingest(second, "fill-rate-resend.json")["duplicates"] == ["INC-20261125-0001"]
-        assert ingest(second, "rtt-two-alerts.json")["opened"] == [
-            "INC-20261125-0002", "INC-20261125-0003"]
+        assert ingest(second, "rtt-two-alerts.json")["opened"] == ["INC-20261125-0002"]
 
 
 def test_index_is_rebuilt_from_the_ledger(aurora_home: Home, clock: FakeClock) -> None:
@@ -219,11 +275,12 @@ def test_concurrent_deliveries_open_one_incident(aurora_home: Home, store: Incid
 def test_gate_report_counts_major_incidents_without_drills(aurora_home: Home,
                                                            store: IncidentStore) -> None:
     ingest(store, FIRING)  # SEV2
-    ingest(store, "rtt-two-alerts.json")  # 2 × SEV3
+    ingest(store, "rtt-two-alerts.json")  # SEV3
+    ingest(store, "burn-rate-ticket.json")  # SEV4
     store.acknowledge("INC-20261125-0002", by="drill", drill="DRILL-20261125T090000Z")
     report = incident_report(aurora_home)
     assert report.major == 1 and report.drills == 1
-    assert report.by_sev["SEV3"].opened == 1
+    assert report.by_sev["SEV3"].opened == 0 and report.by_sev["SEV4"].opened == 1
     assert report.to_json()["major_incidents"] == 1
 
 

@@ -39,7 +39,9 @@ def test_recorded_resolution() -> None:
 
 def test_recorded_group_with_two_alerts() -> None:
     alerts = parse_webhook(recorded("rtt-two-alerts.json")).facts()
-    assert len(alerts) == 2 and len({a.key for a in alerts}) == 2
+    # two alerts, one group: one incident key, two fingerprints
+    assert len(alerts) == 2 and len({a.key for a in alerts}) == 1
+    assert len({a.fingerprint for a in alerts}) == 2
     assert {a.labels["instance"] for a in alerts} == {"bridge-1", "bridge-2"}
 
 

@@ -10,7 +10,7 @@
 2. The Hour-72 governance report: the seed's signed-report command over 72 h of backfilled
    history, verified with ``gpg --verify`` as the seed does.
 
-The bridge, providers and traffic of the real stack come in the phase-2 integration test.
+The bridge, providers and traffic of the real stack: tests/integration/test_observatory_live.py.
 """
 
 from __future__ import annotations

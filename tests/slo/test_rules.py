@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from aurora.slo import artifacts, queries
-from aurora.slo.catalog import BUDGETS, DATASOURCE_UID, SEED_ALERTS
+from aurora.slo.catalog import BUDGETS, DATASOURCE_UID, THRESHOLD_ALERTS
 from aurora.slo.report import report_queries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,9 +136,27 @@ def test_every_alert_is_labelled_and_documented() -> None:
         url = rule["annotations"]["runbook_url"]
         assert url == f"docs/RUNBOOK.md#{rule['alert'].lower()}"
         assert rule["alert"].lower() in anchors, f"no '### {rule['alert']}' in docs/RUNBOOK.md"
-        # one alert per treaty: aggregated by / matched on treaty_id (target down: from up)
+        # one alert per treaty: aggregated by / matched on treaty_id (target down: from up;
+        # the SLA breach: per SEV of the breached incidents, which belong to no one treaty)
         expr = rule["expr"]
-        assert re.search(r"(by|on) \((le, )?treaty_id\)", expr) or expr.startswith("up{")
+        assert (re.search(r"(by|on) \((le, )?treaty_id\)", expr) or expr.startswith("up{")
+                or (rule["alert"] == "AuroraIncidentSlaBreached"
+                    and expr.startswith("sum by (sev) (")))
+
+
+def test_sev1_and_sla_breach_alerts() -> None:
+    alerts = {r["alert"]: r for r in all_rules() if "alert" in r}
+    critical = alerts["TreatyProvenanceCritical"]
+    assert critical["expr"] == "min by (treaty_id) (treaty_provenance_coverage) < 0.8"
+    assert critical["for"] == "5m" and critical["labels"]["severity"] == "critical"
+    tampering = alerts["AuroraLedgerTampering"]
+    assert 'increase(treaty_provenance_checks_total{result="failed"}[10m])' in tampering["expr"]
+    assert "increase(aurora_ledger_consistency_failures_total[10m])" in tampering["expr"]
+    assert tampering["expr"].endswith(") > 0") and "for" not in tampering
+    breach = alerts["AuroraIncidentSlaBreached"]
+    assert breach["expr"] == ("sum by (sev) (increase(aurora_incidents_sla_breached_total[10m]))"
+                              " > 0")
+    assert "for" not in breach
 
 
 def test_burn_rate_alerts_for_every_slo_with_traffic_guard() -> None:
@@ -195,12 +213,12 @@ def test_dashboard_is_an_import_envelope_with_the_required_panels() -> None:
     assert provisioned == dashboard
 
 
-def test_grafana_alert_rules_are_the_seeds_four_alerts() -> None:
+def test_grafana_alert_rules_are_the_threshold_alerts() -> None:
     document = load(OPS / "grafana" / "aurora-alert-rules.yaml")
     assert document["apiVersion"] == 1
     rules = {r["title"]: r for g in document["groups"] for r in g["rules"]}
     prometheus = {r["alert"]: r for r in all_rules() if "alert" in r}
-    assert set(rules) == {a.name for a in SEED_ALERTS}
+    assert set(rules) == {a.name for a in THRESHOLD_ALERTS}  # the seed's four and more
     ops = {"lt": "<", "gt": ">"}
     for title, rule in rules.items():
         query, condition = rule["data"]
@@ -212,7 +230,7 @@ def test_grafana_alert_rules_are_the_seeds_four_alerts() -> None:
         number = str(int(threshold)) if float(threshold).is_integer() else repr(threshold)
         assert (f"{query['model']['expr']} {ops[evaluator['type']]} {number}"
                 == prometheus[title]["expr"])
-        assert rule["for"] == prometheus[title]["for"]
+        assert rule["for"] == prometheus[title].get("for", "0s")
         assert rule["labels"]["severity"] == prometheus[title]["labels"]["severity"]
         assert rule["condition"] == condition["refId"]
 

@@ -1,8 +1,9 @@
 """The incident receiver (ASGI): Alertmanager's webhook in, incidents out.
 
 - ``POST /alerts``: one Alertmanager notification (webhook version 4). 200 with what it
-  did (``opened``, ``resolved``, ``duplicates``, ``stale``). A body that is not JSON, not
-  version 4 or not the schema gets 4xx ``{"error", "detail"}`` and changes nothing
+  did (``opened``, ``joined``, ``alerts_resolved``, ``resolved``, ``duplicates``,
+  ``stale``). A body that is not JSON, not version 4 or not the schema gets 4xx
+  ``{"error", "detail"}`` and changes nothing
   (Alertmanager does not retry 4xx). If the ledger cannot record the change: 503, which
   Alertmanager retries — the idempotent store makes the retry safe.
 - ``GET /incidents[?open=1&since=7d&alertname=X]``, ``GET /incidents/{id}``: JSON.

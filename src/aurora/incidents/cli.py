@@ -115,6 +115,14 @@ def show(
     ]
     for name, value in rows:
         print(f"{name + ':':<15}{value}")
+    print(f"alerts:        {len(incident.alerts)} in the group, {len(incident.firing)} firing")
+    for member in incident.alerts:
+        # what tells the group's alerts apart: the labels that differ from the first one's
+        own = ", ".join(f"{k}={v}" for k, v in sorted(member.labels.items())
+                        if incident.labels.get(k) != v)
+        state = "firing" if member.firing else "resolved"
+        print(f"  {member.fingerprint[:16]:<16}  {state:<8}  since {_when(member.starts_at)}"
+              f"  {own}".rstrip())
     print("timeline:")
     for seq, event in timeline:
         extra = " ".join(f"{k}={v}" for k, v in event.data.items()
