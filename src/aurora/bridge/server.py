@@ -12,6 +12,7 @@ from aurora.bridge.metrics import TreatyMetrics
 from aurora.bridge.openapi import openapi_document
 from aurora.bridge.provenance import ProvenanceAuditor
 from aurora.bridge.service import BridgeService
+from aurora.gc_tuning import quiet_gc
 from aurora.config import load_providers, load_stack, load_tenants
 from aurora.durations import parse_duration
 from aurora.home import Home
@@ -60,6 +61,7 @@ def serve(home: Home) -> None:
             backlog=4096, timeout_keep_alive=30, lifespan="on", proxy_headers=False,
         )
         server = uvicorn.Server(config)
+        quiet_gc()
         log.info("bridge on %s, metrics on %s", stack.bridge_url, stack.metrics_url)
         server.run()  # not asyncio.run(): Server.run installs the configured uvloop loop
         metrics_server.shutdown()

@@ -75,6 +75,8 @@ def serve(home: Home, options: NetworkOptions = NetworkOptions(), *,
     """Serve the provider network until SIGINT/SIGTERM (uvloop, httptools, no access log)."""
     import uvicorn
 
+    from aurora.gc_tuning import quiet_gc
+
     stack = load_stack(home)
     app = build_app(home, options)
     port = stack.providers_port if port is None else port
@@ -82,7 +84,7 @@ def serve(home: Home, options: NetworkOptions = NetworkOptions(), *,
     config = uvicorn.Config(
         app, loop="uvloop", http="httptools", access_log=False, log_level="warning",
         # Orders held by a "timeout" outage must not delay a stop by 30 s.
-        timeout_graceful_shutdown=2, backlog=2048,
+        timeout_graceful_shutdown=2, backlog=2048, proxy_headers=False,
     )
     mode = ", ".join(name for name, on in (("zero delay", options.zero_delay),
                                            ("unlimited capacity", options.unlimited_capacity))
@@ -90,4 +92,5 @@ def serve(home: Home, options: NetworkOptions = NetworkOptions(), *,
     print(f"aurora providers: listening on {stack.url(port)} ({mode}, seed "
           f"{options.seed if options.seed is not None else 'random'}, scenario "
           f"{options.scenario or 'none'})", flush=True)
+    quiet_gc()
     uvicorn.Server(config).run(sockets=[sock])
