@@ -85,7 +85,9 @@ def effective_values(
         if not event.active_at(now):
             continue
         if event.type == "outage":
-            outage_mode = max((outage_mode, event.mode), key=lambda m: _OUTAGE_HARSHNESS.get(m, -1))
+            mode = event.mode or "timeout"
+            if outage_mode is None or _OUTAGE_HARSHNESS[mode] > _OUTAGE_HARSHNESS[outage_mode]:
+                outage_mode = mode
         elif event.type == "latency_spike":
             latency *= event.factor or 1.0
         elif event.type == "price_spike":
