@@ -77,7 +77,10 @@ def create_app(service: BridgeService, openapi: dict[str, Any],
         if body is None:
             service.metrics.requests.labels(service.treaty.treaty_id, "rejected").inc()
             return _json(*error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes"))
-        return _json(*await service.handle_order(body))
+        status, answer = await service.handle_order(body)
+        if isinstance(answer, bytes):
+            return Response(answer, status_code=status, media_type="application/json")
+        return _json(status, answer)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "treaty_id": service.treaty.treaty_id})
@@ -120,12 +123,13 @@ def create_app(service: BridgeService, openapi: dict[str, Any],
             body = await _receive_limited(scope, receive)
         except ClientDisconnect:
             return
+        answer: dict[str, Any] | bytes
         if body is None:
             service.metrics.requests.labels(service.treaty.treaty_id, "rejected").inc()
             status, answer = error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
         else:
             status, answer = await service.handle_order(body)
-        payload = _encode(answer)
+        payload = answer if isinstance(answer, bytes) else _encode(answer)
         await send({"type": "http.response.start", "status": status,
                     "headers": [_JSON_HEADER, (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})

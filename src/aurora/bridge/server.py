@@ -12,9 +12,9 @@ from aurora.bridge.metrics import TreatyMetrics
 from aurora.bridge.openapi import openapi_document
 from aurora.bridge.provenance import ProvenanceAuditor
 from aurora.bridge.service import BridgeService
-from aurora.gc_tuning import quiet_gc
 from aurora.config import load_providers, load_stack, load_tenants
 from aurora.durations import parse_duration
+from aurora.gc_tuning import quiet_gc
 from aurora.home import Home
 from aurora.keys import load_public_key
 from aurora.ledger import Ledger

@@ -26,7 +26,7 @@ from aurora.canonical import StrictJSONError, parse_strict
 from aurora.config import StackConfig, TenantConfig
 from aurora.durations import parse_duration
 from aurora.keys import Ed25519PublicKey
-from aurora.ledger import Entry, Ledger
+from aurora.ledger import Entry, Ledger, Receipt
 from aurora.policy.state import NONCE_TTL_SECONDS, PolicyState, Reservation
 from aurora.provenance import ack_matches_order
 from aurora.routing import Candidate, CircuitBreaker, Offer, rank
@@ -49,6 +49,7 @@ MAX_ATTEMPTS = 3
 FEED_STALE_SECONDS = 5.0
 
 Answer = tuple[int, dict[str, Any]]
+Reply = tuple[int, "dict[str, Any] | bytes"]  # bytes: a 200 body already encoded
 _JSON_HEADERS = {"content-type": "application/json"}
 
 
@@ -203,7 +204,7 @@ class BridgeService:
 
     # --- the order path -----------------------------------------------------------------------
 
-    async def handle_order(self, body: bytes) -> Answer:
+    async def handle_order(self, body: bytes) -> Reply:
         started = time.perf_counter()
         if len(body) > MAX_BODY_BYTES:
             return self._reject(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
@@ -272,7 +273,7 @@ class BridgeService:
 
     async def _fill(self, document: dict[str, Any], tenant_id: str, nonce: str, region: str,
                     gpu_hours: float, deadline: float, reservation: Reservation,
-                    policy_ms: float, started: float) -> Answer:
+                    policy_ms: float, started: float) -> Reply:
         tid = self.treaty.treaty_id
         prefs = self.tenants[tenant_id].routing
         candidates = rank(self.feed.offers, region=region, gpu_hours=gpu_hours, prefs=prefs,
@@ -327,7 +328,7 @@ class BridgeService:
             self.auditor.note_recorded(receipt.leaf_index, time.time())
         self._outcomes["filled"].inc()
         self.metrics.record_fill(True)
-        return 200, {**ack, "receipt": receipt.to_json()}
+        return 200, filled_answer(ack, receipt)
 
     async def _ask(self, candidate: Candidate, order: dict[str, Any], budget: float) -> Attempt:
         assert self._session is not None
@@ -369,6 +370,20 @@ class BridgeService:
         if problem:
             return done("bad_ack", problem, ack)
         return done("acked", ack=ack)
+
+
+def filled_answer(ack: dict[str, Any], receipt: Receipt) -> bytes:
+    """The 200 body: the ACK plus its receipt, whose ``entry`` is the leaf payload itself.
+
+    The payload is already canonical JSON (what the leaf hash covers), so it is spliced in
+    rather than encoded a second time; the client gets exactly the hashed bytes.
+    """
+    proof = receipt.to_json()
+    del proof["entry"]
+    head = json.dumps({**ack, "receipt": proof}, separators=(",", ":"),
+                      ensure_ascii=False).encode()
+    payload = receipt.payload_bytes or json.dumps(receipt.entry).encode()
+    return head[:-2] + b',"entry":' + payload + b"}}"
 
 
 def _error_code(raw: bytes) -> str:

@@ -217,6 +217,9 @@ class Receipt:
     proof: list[str]
     checkpoint: str
     entry: dict[str, Any]
+    # The leaf payload exactly as hashed (canonical JSON of ``entry``), when the writer
+    # made this receipt; lets callers send it on without encoding the entry again.
+    payload_bytes: bytes = field(default=b"", compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict: the inclusion-proof fields plus ``checkpoint`` and ``entry``."""

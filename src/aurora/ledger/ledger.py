@@ -436,7 +436,7 @@ class Ledger:
             seq = before.size + offset
             receipt = Receipt(seq, size, batch.leaves[offset].hex(), root_hex,
                               [h.hex() for h in proofs[offset]], note,
-                              entry.entry_dict(seq, batch.ts))
+                              entry.entry_dict(seq, batch.ts), entry.payload(seq, batch.ts))
             future.set_result(receipt)
 
     def _persisted(self, size: int, note: str) -> None:
