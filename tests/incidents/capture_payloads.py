@@ -86,7 +86,7 @@ def capture() -> dict[str, bytes]:
     from aurora.config import load_stack
     from aurora.home import Home
     from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
-    from conftest import free_port
+    from support import free_port
 
     listener = Listener()
     home = Home(REPO)

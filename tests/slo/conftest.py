@@ -3,7 +3,6 @@ the synthetic treaty feed, and a throwaway GnuPG home with a fresh key."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -13,7 +12,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
@@ -25,20 +23,8 @@ from slo.synthetic import Feed, registries
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _root_conftest() -> ModuleType:
-    # Other test folders' conftest.py are also imported as module "conftest" and replace one
-    # another in sys.modules; load tests/conftest.py by path under a name of its own.
-    spec = importlib.util.spec_from_file_location("aurora_tests_root_conftest",
-                                                  REPO / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from support import free_port, make_home  # noqa: E402,F401  (re-exported)
 
-
-_ROOT = _root_conftest()
-free_port = _ROOT.free_port
-make_home = _ROOT.make_home
 OPS = REPO / "ops"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
