@@ -62,6 +62,19 @@ def _print_verdict(verdict: Any) -> None:
     Console().print(gate_table(verdict))
 
 
+def _unfinished_wall_soak(home: Home) -> str | None:
+    from aurora.soak.evidence import SoakNotFound, load_state, open_readonly
+
+    if not home.ledger_db.exists():
+        return None
+    try:
+        with open_readonly(home) as ledger:
+            state = load_state(ledger)
+    except SoakNotFound:
+        return None
+    return state.soak_id if state.plan.mode == "wall" and state.ended is None else None
+
+
 def default_start(now: datetime) -> date:
     """Today if the 09:00 rituals are still ahead, else tomorrow."""
     return now.date() if now.time() < time(9, 0) else now.date() + timedelta(days=1)
@@ -94,6 +107,9 @@ def start(
     home = Home.discover()
     if procs.running(home, "bridge") is None:
         raise AuroraError("the stack is not running: start it with `make up`", exit_code=2)
+    if soak_id is None and start_date is None:
+        # a restart without arguments picks up the unfinished wall-clock soak, whatever day
+        soak_id = _unfinished_wall_soak(home)
     try:
         first = date.fromisoformat(start_date) if start_date else default_start(
             datetime.now(UTC))

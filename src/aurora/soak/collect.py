@@ -1,0 +1,431 @@
+"""Evidence for the Day-7 gate, re-verified: nothing is trusted for existing.
+
+What a soak recorded in the ledger says what ran and what it produced; every claim is
+checked again here before the gate (``aurora.soak.gate``, pure) judges it:
+
+* the ledger itself: a full ``verify-audit``, and a consistency proof from the Day-1 to the
+  Day-7 checkpoint (and on to the current tree), both checkpoints' signatures verified;
+* files: re-hashed against the sha256 the ledger holds (smoke logs, reports, backups);
+* backups: unpacked, ``PRAGMA integrity_check`` and audited against their own signed
+  checkpoint, their root equal to the recorded one and a prefix of the live ledger;
+* the governance report's signature: ``gpg --verify`` in a keyring holding only the key
+  the ledger names, accepted from that fingerprint only;
+* alerts: ``promtool test rules ops/prometheus/tests/*.yml`` runs now, and each alert drill's
+  ``drill`` ledger entry must say the alert fired and resolved;
+* SLOs: Prometheus range queries over the soak's real span (drill windows left out) when
+  Prometheus answers and holds the data, else the recorded daily SLO checks;
+* incidents: ``incident_report`` over the soak's span (drills apart).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from aurora.config import load_stack
+from aurora.errors import AuroraError
+from aurora.home import Home
+from aurora.ledger import Ledger, LedgerError
+from aurora.ledger.audit import audit
+from aurora.ledger.backup import gunzip_to, verify_database_copy
+from aurora.ledger.files import load_verifier, origin
+from aurora.ledger.merkle import verify_consistency
+from aurora.ledger.note import open_checkpoint
+from aurora.soak.evidence import load_state, open_readonly, read_rows, resolve, sha256_file
+from aurora.soak.gate import (
+    AlertFacts,
+    DayFact,
+    DayStatus,
+    GateFacts,
+    IncidentFacts,
+    LedgerFacts,
+    RpoFacts,
+    SingleFact,
+    SloFacts,
+)
+from aurora.soak.schedule import DRILLS, GOVERNANCE, REQUIRED_DAYS, Slot
+from aurora.soak.spans import Timing
+from aurora.soak.state import SoakState, TaskRecord, to_soak_time
+from aurora.wire import parse_rfc3339, utc_now
+
+PROMTOOL_TIMEOUT_S = 120
+
+
+def _status(state: SoakState, slot: Slot | None) -> tuple[DayStatus, TaskRecord | None]:
+    """A slot's fact: its recorded outcome, or missing (it should have run) / pending."""
+    if slot is None:
+        return "pending", None
+    record = state.finished.get(slot.key)
+    if record is not None:
+        return ("pass" if record.passed else "fail"), record
+    later = any(r.scheduled > slot.at for r in state.finished.values())
+    return ("missing" if state.ended is not None or later else "pending"), None
+
+
+def file_problems(home: Home, record: TaskRecord) -> list[str]:
+    """Each recorded file (and the task's log) still there with the recorded sha256."""
+    problems = []
+    files = list(record.files)
+    if record.log and record.output_sha256 and all(f.path != record.log for f in files):
+        from aurora.soak.state import FileDigest
+
+        files.append(FileDigest(record.log, record.output_sha256, 0))
+    for item in files:
+        path = resolve(home, item.path)
+        if not path.is_file():
+            problems.append(f"{item.path} is missing")
+        elif sha256_file(path) != item.sha256:
+            problems.append(f"{item.path} was altered after the fact (sha256 differs from the "
+                            "ledger's)")
+    return problems
+
+
+def _slot(state: SoakState, task: str, day: int) -> Slot | None:
+    return next((s for s in state.schedule() if s.task == task and s.day == day), None)
+
+
+def _daily(state: SoakState, task: str, check: Callable[[TaskRecord], list[str]]
+           ) -> tuple[DayFact, ...]:
+    facts = []
+    for day in range(1, REQUIRED_DAYS + 1):
+        slot = _slot(state, task, day)
+        status, record = _status(state, slot)
+        problems: list[str] = []
+        evidence: dict[str, Any] = {}
+        if record is not None:
+            evidence = {"seq": record.seq, "summary": record.summary}
+            if record.passed:
+                try:
+                    problems = check(record)
+                except AuroraError as exc:
+                    problems = [str(exc)]
+        facts.append(DayFact(day, status, tuple(problems), evidence))
+    return tuple(facts)
+
+
+# --- ledger -----------------------------------------------------------------------------------
+
+
+def _checkpoint_fact(home: Home, state: SoakState, day: int) -> tuple[SingleFact, Any]:
+    status, record = _status(state, _slot(state, "verify-audit", day))
+    if record is None or status != "pass":
+        return SingleFact(status if record is None else "fail",
+                          () if record is None else (f"day {day} verify-audit failed",)), None
+    recorded = record.detail.get("checkpoint") or {}
+    try:
+        checkpoint = open_checkpoint(str(recorded["note"]), [load_verifier(home)], origin(home))
+    except (KeyError, LedgerError) as exc:
+        return SingleFact("fail", (f"recorded checkpoint does not verify: {exc}",)), None
+    evidence = {"tree_size": checkpoint.size, "root": checkpoint.root.hex(), "seq": record.seq}
+    return SingleFact("pass", (), evidence), checkpoint
+
+
+def ledger_facts(home: Home, ledger: Ledger, state: SoakState) -> LedgerFacts:
+    try:
+        note_file = home.checkpoint_file
+        note = (note_file.read_text(encoding="utf-8"), str(note_file)) \
+            if note_file.exists() else None
+        report = audit(home.ledger_db, [load_verifier(home)], origin=origin(home),
+                       checkpoint_note=note)
+        audit_ok: bool | None = True
+        audit_detail = f"tree size {report.tree_size}, root {report.root.hex()}"
+    except LedgerError as exc:
+        audit_ok, audit_detail = (False if "TAMPERED" in str(exc) else None), str(exc)
+    first, first_cp = _checkpoint_fact(home, state, 1)
+    last, last_cp = _checkpoint_fact(home, state, REQUIRED_DAYS)
+    if state.plan.days < REQUIRED_DAYS:
+        last = SingleFact("pending", (), {"why": f"the soak planned {state.plan.days} day(s)"})
+        last_cp = None
+    proof_ok: bool | None = None
+    proof_detail = "Day-7 checkpoint not recorded"
+    if first_cp is not None and last_cp is not None:
+        try:
+            proof = ledger.consistency_proof(first_cp.size, last_cp.size)
+            verify_consistency(first_cp.size, last_cp.size, first_cp.root, last_cp.root,
+                               proof.proof)
+            now = ledger.consistency_proof(last_cp.size)
+            verify_consistency(last_cp.size, now.new_size, last_cp.root, now.new_root,
+                               now.proof)
+            proof_ok = True
+            proof_detail = (f"consistency proof {first_cp.size} → {last_cp.size} verifies "
+                            f"against both signed checkpoints, and {last_cp.size} → "
+                            f"{now.new_size} (now)")
+        except LedgerError as exc:
+            proof_ok, proof_detail = False, str(exc)
+    return LedgerFacts(audit_ok, audit_detail, first, last, proof_ok, proof_detail)
+
+
+# --- backups ----------------------------------------------------------------------------------
+
+
+def backup_problems(home: Home, ledger: Ledger, record: TaskRecord) -> list[str]:
+    problems = file_problems(home, record)
+    if problems:
+        return problems
+    info = record.detail.get("backup") or {}
+    path = home.backups_dir / str(info.get("file"))
+    with tempfile.TemporaryDirectory(prefix=".gate-", dir=home.data_dir) as tmp:
+        raw = Path(tmp) / "copy.db"
+        try:
+            gunzip_to(path, raw)
+            report = verify_database_copy(raw, home, require_full_signature=True)
+        except LedgerError as exc:
+            return [f"{path.name} does not verify: {exc}"]
+    if (report.tree_size, report.root.hex()) != (info.get("tree_size"), info.get("root_hash")):
+        return [f"{path.name}: tree {report.tree_size}/{report.root.hex()[:12]}… differs from "
+                "the recorded one"]
+    try:
+        proof = ledger.consistency_proof(report.tree_size)
+        proof.verify()
+    except LedgerError as exc:
+        return [f"{path.name}: not a prefix of the ledger: {exc}"]
+    if proof.old_root != report.root:
+        return [f"{path.name}: its root is not the ledger's at size {report.tree_size}"]
+    return []
+
+
+# --- governance -------------------------------------------------------------------------------
+
+
+def governance_fact(home: Home, state: SoakState) -> SingleFact:
+    slot = next((s for s in state.schedule() if s.task == GOVERNANCE), None)
+    if slot is None:
+        return SingleFact("pending", (), {"why": f"a {state.plan.days}-day soak has no hour 72"})
+    status, record = _status(state, slot)
+    if record is None:
+        return SingleFact(status)
+    detail = record.detail
+    evidence = {"seq": record.seq, "fingerprint": detail.get("fingerprint"),
+                "report_sha256": detail.get("report_sha256")}
+    problems = file_problems(home, record)
+    if not detail.get("signed"):
+        problems.append("the governance report was not signed (no GnuPG key during the soak)")
+        return SingleFact("fail", tuple(problems), evidence)
+    if status == "fail":
+        return SingleFact("fail", tuple(problems) or (record.summary,), evidence)
+    report = home.reports_dir / "canary-72h.json"
+    pub = home.reports_dir / "canary-72h.pub.asc"
+    try:
+        from aurora.slo import gpg
+        from aurora.soak.signing import keyring_with
+
+        with keyring_with(pub) as keyring:
+            check = gpg.verify(report, gnupghome=keyring,
+                               expected_fingerprint=str(detail.get("fingerprint")))
+        evidence["signature"] = check.detail
+        if not check.ok:
+            problems.append(f"signature: {check.detail}")
+    except AuroraError as exc:
+        problems.append(f"signature could not be checked: {exc}")
+    return SingleFact("pass", tuple(problems), evidence)
+
+
+# --- alerts and drills ------------------------------------------------------------------------
+
+
+def promtool_check(home: Home) -> tuple[bool | None, str]:
+    """``promtool test rules ops/prometheus/tests/*.yml`` in the home."""
+    binary = shutil.which("promtool")
+    files = sorted(glob.glob(str(home.ops / "prometheus" / "tests" / "*.yml")))
+    if binary is None:
+        return None, "promtool is not installed (Debian/Ubuntu: apt-get install prometheus)"
+    if not files:
+        return False, "no rule tests in ops/prometheus/tests/"
+    try:
+        result = subprocess.run([binary, "test", "rules", *files], cwd=home.root,
+                                capture_output=True, text=True, timeout=PROMTOOL_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return None, f"promtool did not finish within {PROMTOOL_TIMEOUT_S}s"
+    text = (result.stdout + result.stderr).strip().splitlines()
+    summary = f"{len(files)} test file(s): " + (text[-1].strip() if text else "no output")
+    return result.returncode == 0, summary
+
+
+def _drill_entry(ledger: Ledger, seq: Any) -> dict[str, Any] | None:
+    if not isinstance(seq, int):
+        return None
+    try:
+        row = ledger.get(seq)
+    except LedgerError:
+        return None
+    entry: dict[str, Any] = json.loads(row.payload)
+    return entry if entry.get("kind") == "drill" else None
+
+
+def drill_fact(ledger: Ledger, state: SoakState, task: str, check: Callable[[dict[str, Any]],
+               list[str]]) -> SingleFact:
+    slot = next((s for s in state.schedule() if s.task == task), None)
+    status, record = _status(state, slot)
+    if record is None:
+        return SingleFact(status if slot is not None else "pending",
+                          (), {} if slot is not None else {"why": "not planned in this soak"})
+    entry = _drill_entry(ledger, record.detail.get("ledger_seq"))
+    evidence = {"seq": record.seq, "summary": record.summary,
+                "drill_seq": record.detail.get("ledger_seq")}
+    if status == "fail":
+        return SingleFact("fail", (record.summary,), evidence)
+    if entry is None:
+        return SingleFact("fail", ("its drill entry is not in the ledger",), evidence)
+    return SingleFact("pass", tuple(check(entry["data"])), evidence)
+
+
+def alert_facts(home: Home, ledger: Ledger, state: SoakState) -> AlertFacts:
+    ok, detail = promtool_check(home)
+    drills: dict[str, SingleFact] = {}
+    for spec in DRILLS.values():
+        if spec.alert is None or spec.name not in state.plan.drills:
+            continue
+        alert = spec.alert
+
+        def check(data: dict[str, Any], alert: str = alert) -> list[str]:
+            if data.get("alert") != alert or data.get("event", "finished") != "finished":
+                return [f"the drill entry is not a finished drill of {alert}"]
+            if data.get("passed") is not True or not data.get("resolved_at"):
+                return [f"the drill entry says {alert} did not fire and resolve: "
+                        f"{data.get('failure')}"]
+            return []
+
+        drills[alert] = drill_fact(ledger, state, spec.task, check)
+    return AlertFacts(ok, detail, drills)
+
+
+def runbook_facts(ledger: Ledger, state: SoakState) -> dict[str, SingleFact]:
+    def check(data: dict[str, Any]) -> list[str]:
+        if data.get("passed") is not True:
+            return [f"the drill entry says it failed: {data.get('failure')}"]
+        if not (data.get("verified_after") or {}).get("prefix_of_live"):
+            return ["the drill entry does not show the ledger verified afterwards"]
+        return []
+
+    return {name: drill_fact(ledger, state, DRILLS[name].task, check)
+            for name in ("rollback", "restore") if name in state.plan.drills}
+
+
+def drill_windows(state: SoakState) -> list[dict[str, Any]]:
+    return [r.detail["window"] for r in state.records()
+            if r.task.startswith("drill-alert") and isinstance(r.detail.get("window"), dict)]
+
+
+# --- incidents --------------------------------------------------------------------------------
+
+
+def incident_facts(home: Home, ledger: Ledger, state: SoakState, until: datetime
+                   ) -> IncidentFacts:
+    from aurora.incidents.store import IncidentStore, incident_report
+    from aurora.soak.alerts import in_window
+
+    since = state.real_start
+    try:
+        report = incident_report(home, since=since, until=until)
+        with IncidentStore.open(home) as store:
+            incidents = store.incidents(since=since, until=until)
+    except AuroraError as exc:
+        return IncidentFacts(False, str(exc))
+    windows = drill_windows(state)
+    known_drills = {str(d.get("drill_id")) for _, d in read_rows(ledger, ("drill",))}
+    major = [i for i in incidents if i.sev in ("SEV1", "SEV2")]
+    attributed = [i.id for i in major if i.drill is None and
+                  any(in_window(i.alertname, i.opened_at, w) for w in windows)]
+    real = [i.id for i in major if i.drill is None and i.id not in attributed]
+    stray = tuple(i.id for i in major if i.drill is not None and i.drill not in known_drills)
+    detail = (f"incident_report: {report.major} SEV1/SEV2 outside drills, {report.drills} "
+              f"drill incident(s); {len(attributed)} more opened by a drill's own alerts "
+              "inside its recorded window")
+    return IncidentFacts(True, detail, len(real), stray, {
+        "report": report.to_json(), "real": real, "attributed_to_drills": attributed})
+
+
+# --- SLOs -------------------------------------------------------------------------------------
+
+
+def slo_facts(home: Home, state: SoakState, until: datetime, use_prometheus: bool) -> SloFacts:
+    from aurora.slo.prometheus import PrometheusClient
+    from aurora.soak import slo
+
+    def recorded(why: str) -> SloFacts:
+        return SloFacts("recorded", why, recorded=_daily(
+            state, "slo-check", lambda r: file_problems(home, r)))
+
+    if not use_prometheus:
+        return recorded("Prometheus not consulted (--no-prometheus)")
+    url = load_stack(home).prometheus_url
+    timing = Timing.of(state.plan)
+    start = min((r.real_start for r in state.finished.values()), default=state.real_start)
+    try:
+        with PrometheusClient(url) as prom:
+            if not prom.ready():
+                return recorded(f"Prometheus at {url} is unreachable")
+            segments, covered = slo.judge_span(prom, state.plan.treaty_id, (start, until),
+                                               slo.drill_holes(drill_windows(state)),
+                                               timing.min_segment_s)
+    except AuroraError as exc:
+        return recorded(f"Prometheus at {url}: {exc}")
+    if not segments or all(v is None for seg in segments for v in seg["verdicts"].values()):
+        return recorded(f"Prometheus at {url} holds no data for the soak's span")
+    return SloFacts("prometheus", f"Prometheus at {url} answered", tuple(segments),
+                    round(covered, 3))
+
+
+# --- RPO --------------------------------------------------------------------------------------
+
+
+def rpo_facts(ledger: Ledger, state: SoakState, until: datetime) -> RpoFacts:
+    anchors = state.anchors()
+    speed = state.plan.speed
+    t0 = state.plan.t0
+    records = state.records()
+    tasks = [r for r in records if r.task in ("backup", "rpo-backup")]
+    times = []
+    for row in ledger.scan(kinds=("backup",), since_ts=state.real_start):
+        real = parse_rfc3339(row.ts)
+        if real > until:
+            continue
+        # a backup the soak took: its snapshot is taken as its task starts (on a compressed
+        # clock the task's own milliseconds are minutes); any other (the stack's loop): when
+        # it was recorded, on the soak clock
+        own = next((r for r in tasks if r.real_start <= real <= r.real_end), None)
+        moment = own.sim_start if own else to_soak_time(real, anchors, speed)
+        times.append((moment - t0).total_seconds())
+    span = None
+    if records:
+        # scheduled times: after the last slot a compressed clock runs free, so the last
+        # task's own duration (minutes of soak clock) is not exposure
+        span = ((min(r.scheduled for r in records) - t0).total_seconds(),
+                (max(r.scheduled for r in records) - t0).total_seconds())
+    lost = tuple(r.detail["drill"]["rpo"] for r in records
+                 if r.task in ("drill-rollback", "drill-restore")
+                 and isinstance(r.detail.get("drill"), dict) and r.detail["drill"].get("rpo"))
+    return RpoFacts(tuple(times), span, state.ended is not None, lost)
+
+
+# --- all of it --------------------------------------------------------------------------------
+
+
+def collect(home: Home, soak_id: str | None = None, *, use_prometheus: bool = True
+            ) -> tuple[SoakState, GateFacts]:
+    with open_readonly(home) as ledger:
+        state = load_state(ledger, soak_id)
+        until = state.ended or utc_now()
+        facts = GateFacts(
+            soak_id=state.soak_id,
+            days_planned=state.plan.days,
+            ended=state.ended is not None,
+            smoke=_daily(state, "smoke", lambda r: file_problems(home, r)),
+            slo=slo_facts(home, state, until, use_prometheus),
+            incidents=incident_facts(home, ledger, state, until),
+            backups=_daily(state, "backup", lambda r: backup_problems(home, ledger, r)),
+            governance=governance_fact(home, state),
+            alerts=alert_facts(home, ledger, state),
+            runbook=runbook_facts(ledger, state),
+            ledger=ledger_facts(home, ledger, state),
+            rpo=rpo_facts(ledger, state, until),
+        )
+    return state, facts
+

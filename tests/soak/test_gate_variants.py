@@ -1,0 +1,105 @@
+"""The gate on tampered copies of the passing rehearsal: each fault fails the right item.
+
+Each test copies the finished rehearsal's home, changes one thing after the fact and runs the
+gate on the copy (its stack is down: SLOs come from the recorded daily checks).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from aurora.home import Home
+from aurora.slo import gpg
+from aurora.soak.signing import export_public
+from aurora.soak.verdict import Verdict, run_gate
+
+from .conftest import NEEDS, Rehearsed, copy_home
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, *NEEDS,
+              pytest.mark.timeout(600)]  # the first test also waits for the shared rehearsal
+
+
+@pytest.fixture
+def copy(rehearsal: Rehearsed, tmp_path: Path) -> Home:
+    return copy_home(rehearsal.home, tmp_path / "copy")
+
+
+def gate(home: Home, rehearsal: Rehearsed) -> Verdict:
+    return run_gate(home, rehearsal.result.state.soak_id, use_prometheus=False)
+
+
+def failing(verdict: Verdict) -> dict[str, str]:
+    return {i.key: i.reason for i in verdict.result.items if i.outcome != "pass"}
+
+
+def day_file(rehearsal: Rehearsed, task: str, day: int) -> str:
+    record = next(r for r in rehearsal.result.state.records(task) if r.day == day)
+    return record.files[0].path
+
+
+def test_the_untouched_copy_passes_from_recorded_checks(copy: Home,
+                                                        rehearsal: Rehearsed) -> None:
+    verdict = gate(copy, rehearsal)
+    assert failing(verdict) == {}
+    assert verdict.result.exit_code == 0
+    assert verdict.result.item("slo").evidence["source"] == "recorded"
+
+
+def test_a_deleted_backup_fails_the_backups_item(copy: Home, rehearsal: Rehearsed) -> None:
+    (copy.root / day_file(rehearsal, "backup", 3)).unlink()
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"backups"}
+    assert "day 3" in failing(verdict)["backups"] and "missing" in failing(verdict)["backups"]
+    assert verdict.result.exit_code == 1
+
+
+def test_an_altered_backup_fails_the_backups_item(copy: Home, rehearsal: Rehearsed) -> None:
+    # a valid, verifiable backup — but not the one the ledger recorded for day 5
+    shutil.copyfile(copy.root / day_file(rehearsal, "backup", 4),
+                    copy.root / day_file(rehearsal, "backup", 5))
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"backups"}
+    assert "day 5" in failing(verdict)["backups"]
+    assert "altered" in failing(verdict)["backups"]
+
+
+def test_a_forged_report_signature_fails_the_governance_item(
+        copy: Home, rehearsal: Rehearsed, signing_key: tuple[Path, str]) -> None:
+    keyring, other = signing_key
+    report = copy.reports_dir / "canary-72h.json"
+    # a signature by another key, with that key's public half put where the real one was
+    gpg.sign(report, other, gnupghome=keyring)
+    export_public(other, keyring, copy.reports_dir / "canary-72h.pub.asc")
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"governance"}
+    assert "canary-72h.json.asc" in failing(verdict)["governance"]
+    # the key named in the ledger did not make this signature
+    assert verdict.result.item("governance").evidence["signature"].startswith(f"signed by {other}")
+
+
+def test_a_tampered_ledger_row_fails_the_append_only_item(copy: Home,
+                                                          rehearsal: Rehearsed) -> None:
+    db = sqlite3.connect(copy.ledger_db)
+    db.execute("DROP TRIGGER audit_log_no_update")  # what a deliberate attacker does
+    seq = db.execute("SELECT min(seq) FROM audit_log WHERE kind = 'order'").fetchone()[0]
+    db.execute("UPDATE audit_log SET payload = replace(payload, '\"gpu_hours\":', "
+               "'\"gpu_hours\":9') WHERE seq = ?", (seq,))
+    db.commit()
+    db.close()
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"ledger"}
+    assert "AUDIT LOG TAMPERED" in failing(verdict)["ledger"]
+    assert f"leaf {seq}" in failing(verdict)["ledger"]
+
+
+def test_a_smoke_log_rewritten_after_the_fact_fails_the_smoke_item(
+        copy: Home, rehearsal: Rehearsed) -> None:
+    log = copy.root / day_file(rehearsal, "smoke", 6)
+    log.write_text(log.read_text().replace("PASS", "FAIL"))
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"smoke"}
+    assert "day 6" in failing(verdict)["smoke"]
