@@ -101,7 +101,9 @@ def services(options: UpOptions) -> list[Service]:
         Service("prometheus", _prometheus_argv(options),
                 lambda s: s.url(s.prometheus_port, "/-/ready"),
                 binary="prometheus", package="prometheus", role="observatory"),
-        Service("backup", lambda h, s: [*AURORA, "ledger", "backup", "--every", s.backup_every],
+        Service("backup", lambda h, s: [*AURORA, "ledger", "backup", "--every",
+                                        options.extra_env.get("AURORA_BACKUP_EVERY",
+                                                              s.backup_every)],
                 role="backup"),
         Service("traffic", lambda h, s: traffic, role="traffic"),
     ]
