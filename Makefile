@@ -20,6 +20,7 @@ system-deps:
 
 up: install
 	@scripts/ensure-system-deps.sh --best-effort
+	@scripts/curl-globoff.sh
 	@$(BIN)/aurora init
 	@$(BIN)/aurora up
 
