@@ -17,7 +17,6 @@ Restore never deletes: the current database (and its -wal/-shm) is renamed to
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import re
@@ -29,6 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from aurora.digests import sha256_file
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport, audit
@@ -71,11 +71,6 @@ class BackupInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def integrity_check(path: Path) -> None:
@@ -197,7 +192,7 @@ def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
             report = verify_database_copy(raw, home, require_full_signature=True)
             packed = Path(tmp) / filename
             _gzip(raw, packed)
-            info = BackupInfo(filename, _sha256_file(packed), packed.stat().st_size,
+            info = BackupInfo(filename, sha256_file(packed), packed.stat().st_size,
                               report.tree_size, report.root.hex(),
                               report.latest_signed_size or 0, now_rfc3339())
             target = out / filename
@@ -268,7 +263,7 @@ def restore(home: Home, file: Path, *, db: str | os.PathLike[str] | None = None
     target = db_path(home, db)
     if not file.is_file():
         raise BackupError(f"no backup file at {file}")
-    sha = _sha256_file(file)
+    sha = sha256_file(file)
     expected = _expected_sha256(file)
     if expected is not None and expected != sha:
         raise BackupError(f"{file} does not match the sha256 in its manifest (truncated or "

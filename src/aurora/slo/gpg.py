@@ -8,7 +8,6 @@ The ``gpg`` binary does the cryptography; ``GNUPGHOME`` (or ``gnupghome=``) pick
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -17,6 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from aurora.digests import sha256_file
 from aurora.errors import AuroraError
 
 LIST_KEYS_HINT = "list keys with: gpg --list-secret-keys --keyid-format long"
@@ -85,11 +85,6 @@ def check_secret_key(key_id: str, *, gnupghome: Path | None = None) -> str:
         where = gnupghome or _keyring()
         raise GpgError(f"no GnuPG secret key {key_id} in {where}; {LIST_KEYS_HINT}")
     return str(fingerprints[0])
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def write_checksum(path: Path) -> tuple[Path, str]:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora.config import load_stack
+from aurora.digests import sha256_file
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger import Ledger, LedgerError
@@ -38,7 +39,7 @@ from aurora.ledger.backup import gunzip_to, verify_database_copy
 from aurora.ledger.files import load_verifier, origin
 from aurora.ledger.merkle import verify_consistency
 from aurora.ledger.note import open_checkpoint
-from aurora.soak.evidence import load_state, open_readonly, read_rows, resolve, sha256_file
+from aurora.soak.evidence import load_state, open_readonly, read_rows, resolve
 from aurora.soak.gate import (
     AlertFacts,
     DayFact,

@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aurora.digests import sha256_file
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger import Ledger, LedgerError
 from aurora.ledger.audit import AuditReport, audit
 from aurora.ledger.backup import LATEST, gunzip_to, restore, snapshot, verify_database_copy
 from aurora.ledger.files import load_verifier, origin
-from aurora.soak.evidence import sha256_file
 from aurora.wire import format_rfc3339, utc_now
 
 SCRATCH = "soak-scratch"

@@ -7,13 +7,13 @@ with their sha256, relative to the home, so the gate can re-hash them later.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from aurora.digests import sha256_file
 from aurora.home import Home
 from aurora.ledger import Entry, Ledger, LedgerError, Receipt
 from aurora.soak.schedule import Slot, SoakPlan
@@ -23,14 +23,6 @@ from aurora.wire import format_rfc3339
 
 class SoakNotFound(LedgerError):
     exit_code = 2
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def digest(home: Home, path: Path) -> FileDigest:

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aurora.digests import sha256_file
 from aurora.errors import AuroraError
 from aurora.slo import gpg
 from aurora.slo.queries import QUANTILE_RECORDS
-from aurora.soak.evidence import sha256_file
 from aurora.soak.signing import export_public
 from aurora.soak.tasks import TaskContext, TaskOutcome, tar_paths, write_slo_report
 from aurora.wire import format_rfc3339, utc_now
