@@ -70,6 +70,11 @@ def format_rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def rfc3339_at(epoch: float) -> str:
+    """POSIX seconds as the project's RFC 3339 UTC text."""
+    return format_rfc3339(datetime.fromtimestamp(epoch, UTC))
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 

@@ -14,9 +14,9 @@ from aurora.providers.scenarios import (
     check_scenarios,
     event_from_request,
     make_event,
-    rfc3339_at,
     schedule_scenario,
 )
+from aurora.wire import rfc3339_at
 
 PROVIDERS = ["akash", "ionet", "render", "flux", "aethir", "vastai", "salad"]
 

@@ -35,7 +35,7 @@ from aurora.ledger import Ledger, LedgerError
 from aurora.ledger.merkle import leaf_hash
 from aurora.ledger.note import Verifier, open_checkpoint
 from aurora.provenance import order_record_problem
-from aurora.wire import parse_rfc3339, utc_now
+from aurora.wire import parse_rfc3339, rfc3339_at, utc_now
 
 log = logging.getLogger("aurora.provenance")
 
@@ -93,7 +93,7 @@ class ProvenanceAuditor:
     def seed_from_ledger(self, ledger: Ledger) -> None:
         """After a restart, re-check the orders of the last window from the ledger."""
         since = utc_now().timestamp() - self._window
-        for row in ledger.scan(kinds=("order",), since_ts=_rfc3339(since)):
+        for row in ledger.scan(kinds=("order",), since_ts=rfc3339_at(since)):
             self.note_recorded(row.seq, parse_rfc3339(row.ts).timestamp())
 
     def _check(self, reader: Ledger, seq: int, size: int, root: bytes) -> str | None:
@@ -187,10 +187,3 @@ class ProvenanceAuditor:
             "re-verifies (signatures, leaf hash, inclusion under a signed checkpoint).",
             treaty_id, self.coverage)
 
-
-def _rfc3339(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    from aurora.wire import format_rfc3339
-
-    return format_rfc3339(datetime.fromtimestamp(epoch, UTC))

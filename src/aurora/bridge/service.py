@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -33,10 +32,10 @@ from aurora.routing import Candidate, CircuitBreaker, Offer, rank
 from aurora.treaty import Treaty
 from aurora.wire import (
     SchemaError,
-    format_rfc3339,
     parse_ack,
     parse_order,
     parse_rfc3339,
+    rfc3339_at,
     verify_ack,
     verify_order,
 )
@@ -130,9 +129,8 @@ class BridgeService:
         since = now - max(NONCE_TTL_SECONDS, self.treaty.quota.period_seconds)
         records = []
         for row in self.ledger.scan(kinds=("order", "decision", "drop"),
-                                    since_ts=format_rfc3339(datetime.fromtimestamp(since, UTC))):
-            entry = json.loads(row.payload)
-            order = entry["data"].get("order", {})
+                                    since_ts=rfc3339_at(since)):
+            order = row.data.get("order", {})
             if row.tenant_id is None or row.tenant_id not in self.tenants or not row.subject:
                 continue
             hours = float(order.get("gpu_hours", 0)) if row.kind == "order" else None

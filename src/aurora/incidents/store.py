@@ -424,7 +424,7 @@ class IncidentStore:
         try:
             rows = self._ledger.scan(kinds=(drillwindow.KIND,),
                                      since_ts=now - drillwindow.MAX_DRILL)
-            entries = [(str(row.subject), json.loads(row.payload).get("data") or {})
+            entries = [(str(row.subject), row.data or {})
                        for row in rows]
         except Exception as exc:  # the ledger's own errors: the incident must open anyway
             log.warning("cannot read drill entries (incident not checked for a drill): %s",

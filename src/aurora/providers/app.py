@@ -31,9 +31,9 @@ from starlette.routing import Route
 
 from aurora.canonical import StrictJSONError, parse_strict
 from aurora.config import Scenario
-from aurora.providers.scenarios import EventError, rfc3339_at
+from aurora.providers.scenarios import EventError
 from aurora.providers.sim import OUTCOMES, Network, Outcome, ProviderView, not_served
-from aurora.wire import SchemaError, parse_order
+from aurora.wire import SchemaError, parse_order, rfc3339_at
 
 Clock = Callable[[], float]
 

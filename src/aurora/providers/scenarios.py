@@ -25,12 +25,11 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from aurora.config import Scenario
 from aurora.durations import parse_duration
-from aurora.wire import format_rfc3339
+from aurora.wire import rfc3339_at
 
 EVENT_TYPES: Final = (
     "outage", "latency_spike", "price_spike", "capacity_surge", "reputation_drop", "bad_ack",
@@ -47,11 +46,6 @@ _REQUEST_FIELDS: Final = frozenset({"type", "provider", "for", "at", "factor", "
 
 class EventError(ValueError):
     """A fault event is malformed; the message says which field and why."""
-
-
-def rfc3339_at(moment: float) -> str:
-    """POSIX seconds as the project's RFC 3339 UTC text."""
-    return format_rfc3339(datetime.fromtimestamp(moment, UTC))
 
 
 @dataclass(frozen=True, slots=True)

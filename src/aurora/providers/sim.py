@@ -32,10 +32,9 @@ from aurora.providers.scenarios import (
     EventBook,
     FaultEvent,
     event_from_request,
-    rfc3339_at,
     schedule_scenario,
 )
-from aurora.wire import Order, order_sha256, sign_ack
+from aurora.wire import Order, order_sha256, rfc3339_at, sign_ack
 
 Outcome = Literal["acked", "refused", "capacity", "outage", "bad_ack"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("acked", "refused", "capacity", "outage", "bad_ack")

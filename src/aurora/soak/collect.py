@@ -20,7 +20,6 @@ checked again here before the gate (``aurora.soak.gate``, pure) judges it:
 from __future__ import annotations
 
 import glob
-import json
 import shutil
 import subprocess
 import tempfile
@@ -256,7 +255,7 @@ def _drill_entry(ledger: Ledger, seq: Any) -> dict[str, Any] | None:
         row = ledger.get(seq)
     except LedgerError:
         return None
-    entry: dict[str, Any] = json.loads(row.payload)
+    entry = row.entry
     return entry if entry.get("kind") == "drill" else None
 
 

@@ -7,7 +7,6 @@ with their sha256, relative to the home, so the gate can re-hash them later.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -104,7 +103,7 @@ def read_rows(ledger: Ledger, kinds: Iterable[str] = (KIND,)) -> list[tuple[int,
     """(seq, data) of the ledger's entries of ``kinds``, in order."""
     out = []
     for row in ledger.scan(kinds=tuple(kinds)):
-        data = json.loads(row.payload).get("data")
+        data = row.data
         if isinstance(data, dict):
             out.append((row.seq, data))
     return out
