@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from aurora.home import Home
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 
 PAYLOADS = Path(__file__).parent / "payloads"
 TREATY = "AURORA-AKASH-001"

@@ -15,7 +15,7 @@ with warnings.catch_warnings():  # starlette would like httpx2; httpx is what is
 
 from aurora.home import Home
 from aurora.incidents.app import create_app
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 
 from .conftest import FakeClock, body, ledger_incident_entries, recorded
 
@@ -88,7 +88,7 @@ def test_ledger_failure_is_503_so_alertmanager_retries(client: TestClient, store
     def broken(*_: object, **__: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(store._writer(), "append", broken)
+    monkeypatch.setattr(store._writer(), "submit", broken)
     response = post(client, recorded("fill-rate-firing.json"))
     assert response.status_code == 503 and response.json()["error"] == "unavailable"
     assert client.get("/incidents").json() == {"incidents": []}

@@ -12,7 +12,7 @@ import pytest
 from aurora.cli import run_app
 from aurora.home import Home
 from aurora.incidents.cli import app
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import parse_webhook
 
 from .conftest import ledger_incident_entries, recorded

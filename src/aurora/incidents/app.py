@@ -25,16 +25,17 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aurora.errors import AuroraError
 from aurora.home import Home
+from aurora.httpbody import BodyTooLarge, read_body
 from aurora.incidents import metrics
 from aurora.incidents.model import IncidentError, IncidentNotFound
 from aurora.incidents.report import parse_since
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import MAX_BODY_BYTES, WebhookError, parse_webhook
 
 log = logging.getLogger("aurora.incidents")
@@ -42,19 +43,6 @@ log = logging.getLogger("aurora.incidents")
 
 def _error(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise WebhookError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise WebhookError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class Receiver:
@@ -98,7 +86,15 @@ class Receiver:
 
     async def alerts(self, request: Request) -> Response:
         try:
-            payload = parse_webhook(await _read_body(request))
+            body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
+        except BodyTooLarge as exc:
+            self.webhooks.inc("rejected")
+            return _error(413, "too_large", str(exc))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        try:
+            # off the loop: validating a few MB of alerts must not stall /healthz
+            payload = await run_in_threadpool(parse_webhook, body)
         except WebhookError as exc:
             self.webhooks.inc("rejected")
             log.warning("rejected webhook: %s", exc)

@@ -26,6 +26,7 @@ from pydantic import (
 
 from aurora.canonical import StrictJSONError, parse_strict
 from aurora.incidents.model import AlertFacts
+from aurora.validation import first_error
 from aurora.wire import parse_rfc3339
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager sends whole groups; max_alerts is 0 by default
@@ -104,12 +105,6 @@ class WebhookPayload(_Lenient):
         return [alert.facts(self.group_key) for alert in self.alerts]
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{where}: {err['msg']}"
-
-
 def parse_webhook(body: bytes) -> WebhookPayload:
     """The validated notification in ``body``, or ``WebhookError`` (400/413/422)."""
     if len(body) > MAX_BODY_BYTES:
@@ -127,7 +122,7 @@ def parse_webhook(body: bytes) -> WebhookPayload:
     try:
         return WebhookPayload.model_validate(document)
     except ValidationError as exc:
-        raise WebhookError(422, "schema", _first_error(exc)) from None
+        raise WebhookError(422, "schema", first_error(exc)) from None
 
 
 def parse_time(value: str) -> datetime | None:
