@@ -52,6 +52,7 @@ class Receiver:
         self._owns_store = store is None
         self.check_every = check_every
         self.webhooks = metrics.WebhookCounts()
+        self._ingest_turn = asyncio.Lock()
 
     def _store(self) -> IncidentStore:
         assert self.store is not None, "the receiver is not started"
@@ -100,7 +101,12 @@ class Receiver:
             log.warning("rejected webhook: %s", exc)
             return _error(exc.status, exc.error, exc.detail)
         try:
-            result = await run_in_threadpool(self._store().ingest, payload)
+            # one ingest at a time, queued here on the loop (FIFO) rather than as threads
+            # waiting on SQLite's write lock: a burst of webhooks cannot take every worker
+            # thread, so /healthz and reads still get one, and nobody waits into a
+            # "database is locked"
+            async with self._ingest_turn:
+                result = await run_in_threadpool(self._store().ingest, payload)
         except Exception as exc:  # ledger or index down: 503 so that Alertmanager retries
             self.webhooks.inc("failed")
             log.exception("webhook for %s not recorded", payload.group_key)
