@@ -14,10 +14,11 @@ import unicodedata
 from typing import Any
 
 # Cc: C0, DEL and C1 controls; Cf: bidi overrides/isolates, zero-width and other format
-# characters; Zl/Zp: line and paragraph separators; Cs: lone surrogates.
-_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# characters; Zl/Zp: line and paragraph separators; Cs: lone surrogates; Cn: unassigned
+# (a later Unicode may make them anything).
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Cn"})
 _NON_ASCII = re.compile(r"[^\x20-\x7e]")  # incl. C0 and DEL
-_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
+_BEYOND_ASCII = re.compile(r"[^\x00-\x7e]")  # DEL too: JSON leaves it raw
 
 
 def _unsafe(char: str) -> bool:
