@@ -42,6 +42,26 @@ def aurora_home(home: Path) -> Home:
 
 
 @pytest.fixture
+def receiver(home: Path) -> Iterator[str]:
+    """A receiver process (``python -m aurora.incidents.server``) on a free port: its URL."""
+    import sys
+
+    from aurora import procs
+    from aurora.config import load_stack
+
+    where = Home(home)
+    stack = load_stack(where)
+    procs.spawn(where, "incidents", [sys.executable, "-m", "aurora.incidents.server",
+                                     "--port", str(stack.incidents_port), "--check-every", "0"])
+    try:
+        procs.wait_http(f"{stack.incidents_url}/healthz", timeout=30,
+                        pid_check=(where, "incidents"))
+        yield stack.incidents_url
+    finally:
+        procs.stop(where, "incidents")
+
+
+@pytest.fixture
 def store(aurora_home: Home, clock: FakeClock) -> Iterator[IncidentStore]:
     with IncidentStore.open(aurora_home, write=True, clock=clock) as opened:
         yield opened

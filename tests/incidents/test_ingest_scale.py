@@ -12,17 +12,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from aurora import procs
-from aurora.config import load_stack
 from aurora.home import Home
 from aurora.incidents.index import db_path
 from aurora.incidents.model import Event
@@ -66,20 +62,6 @@ def test_ingest_work_does_not_grow_with_the_group(store: IncidentStore, aurora_h
     assert len(ledger_incident_entries(aurora_home)) == n
     [incident] = store.incidents()
     assert len(incident.alerts) == n and len(incident.firing) == n
-
-
-@pytest.fixture
-def receiver(home: Path) -> Iterator[str]:
-    where = Home(home)
-    stack = load_stack(where)
-    procs.spawn(where, "incidents", [sys.executable, "-m", "aurora.incidents.server",
-                                     "--port", str(stack.incidents_port), "--check-every", "0"])
-    try:
-        procs.wait_http(f"{stack.incidents_url}/healthz", timeout=30,
-                        pid_check=(where, "incidents"))
-        yield stack.incidents_url
-    finally:
-        procs.stop(where, "incidents")
 
 
 @pytest.mark.integration

@@ -6,9 +6,13 @@ a refused notification changes nothing (issue 13: "the fuzzing extends to the re
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +127,18 @@ def test_the_calendar_is_covered(client: TestClient) -> None:
     late = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
     assert _rfc3339(late) == "9999-12-31T23:59:59.000000-23:59"
     assert _rfc3339(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00.000000+00:00"
+
+
+@pytest.mark.integration
+def test_schemathesis_against_the_receivers_openapi_document(receiver: str,
+                                                             tmp_path: Path) -> None:
+    binary = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
+    assert binary, "schemathesis is a dev dependency"
+    result = subprocess.run(
+        [binary, "run", f"{receiver}/openapi.json",
+         "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+         "response_schema_conformance",
+         "--max-examples", "60", "--seed", "1", "--workers", "1",
+         "--report-dir", str(tmp_path), "--suppress-health-check", "all"],
+        capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]

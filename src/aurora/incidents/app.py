@@ -8,6 +8,7 @@
   Alertmanager retries — the idempotent store makes the retry safe.
 - ``GET /incidents[?open=1&since=7d&alertname=X]``, ``GET /incidents/{id}``: JSON.
 - ``GET /healthz``: 200 ``{"status": "ok", "open": N}``.
+- ``GET /openapi.json``: the OpenAPI document (``aurora.incidents.openapi``).
 - ``GET /metrics``: see ``aurora.incidents.metrics``; SLA breaches due are recorded
   first, so a scrape alone keeps the breach counter true.
 Breaches are also checked every ``check_every`` seconds while the receiver runs.
@@ -34,6 +35,7 @@ from aurora.home import Home
 from aurora.httpbody import BodyTooLarge, read_body
 from aurora.incidents import metrics
 from aurora.incidents.model import IncidentError, IncidentNotFound
+from aurora.incidents.openapi import openapi_document
 from aurora.incidents.report import parse_since
 from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import MAX_BODY_BYTES, WebhookError, parse_webhook
@@ -165,6 +167,10 @@ class Receiver:
                         media_type=CONTENT_TYPE_LATEST)
 
 
+async def _openapi(_: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, "http", str(exc.detail))
@@ -180,6 +186,7 @@ def create_app(home: Home, *, store: IncidentStore | None = None,
         Route("/incidents/{incident_id}", receiver.show_incident, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
         Route("/metrics", receiver.metrics, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
     ], lifespan=receiver.lifespan, exception_handlers={HTTPException: _http_error})
     app.state.receiver = receiver
     return app
