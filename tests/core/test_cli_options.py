@@ -82,6 +82,11 @@ AURORA = [sys.executable, "-m", "aurora"]
     ["traffic", "--rate", "inf"],
 ], ids=lambda argv: " ".join(argv)[:48])
 def test_out_of_range_is_a_one_line_usage_error(home: Path, argv: list[str]) -> None:
+    from aurora.home import Home
+    from aurora.ledger import Entry, Ledger
+
+    with Ledger.open(Home(home)) as ledger:  # so that the command gets as far as the ledger
+        ledger.append(Entry(kind="note", data={"text": "x"}))
     done = subprocess.run([*AURORA, *argv], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
