@@ -18,12 +18,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from support import make_home  # noqa: E402
-
 from aurora.home import Home  # noqa: E402
 from aurora.incidents.model import Event  # noqa: E402
 from aurora.incidents.service import IncidentStore  # noqa: E402
 from aurora.incidents.webhook import parse_webhook  # noqa: E402
+from support import make_home  # noqa: E402
 
 
 def payload(n: int) -> bytes:
