@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the OS packages Aurora runs with (Prometheus + promtool, Alertmanager + amtool,
-# GnuPG, sqlite3, jq, wrk) when they are missing. Needs root and apt-get (Debian/Ubuntu);
+# GnuPG, sqlite3, jq, wrk, HAProxy for the canary split) when they are missing. Needs root and apt-get (Debian/Ubuntu);
 # elsewhere it prints the command to run. With --best-effort a failure is a warning only.
 set -uo pipefail
 best_effort=0
@@ -9,7 +9,7 @@ best_effort=0
 declare -A package_of=(
   [prometheus]=prometheus [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
-  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl
+  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl [haproxy]=haproxy
 )
 missing=()
 for cmd in "${!package_of[@]}"; do

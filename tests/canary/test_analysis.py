@@ -63,11 +63,10 @@ def test_the_harness_catches_peeking_a_fixed_sample_test() -> None:
     rng = random.Random(7)
     runs, alpha, fails = 150, 0.05, 0
     for _ in range(runs):
-        diff = n = 0
-        for _ in range(300):
+        diff = 0
+        for n in range(1, 301):
             c, s = rng.random() < 0.2, rng.random() < 0.2
             diff += int(c) - int(s)
-            n += 1
             var = 2 * 0.2 * 0.8 * n
             if n >= 10 and diff / math.sqrt(var) > 1.645:  # one-sided 5 % each look
                 fails += 1

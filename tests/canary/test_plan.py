@@ -110,7 +110,8 @@ def test_an_error_at_100_percent_never_promotes() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from([WAIT, ERROR]), st.floats(0, 20_000)), max_size=30))
-def test_nothing_undecided_ever_moves_traffic_forward(steps: list[tuple[StepJudgement, float]]) -> None:
+def test_nothing_undecided_ever_moves_traffic_forward(
+        steps: list[tuple[StepJudgement, float]]) -> None:
     s = start(PLAN, 0.0)
     now = 0.0
     for judgement, dt in steps:
@@ -147,3 +148,13 @@ def test_a_measurement_is_a_canonical_json_ledger_record() -> None:
     assert failed.ledger_data()["value"] is None
     assert failed.ledger_data()["decision"] == "error"
     canonical_json(failed.ledger_data())
+
+
+def test_raising_the_weight_only_moves_tenants_from_stable_to_canary() -> None:
+    from aurora.canary.haproxy import track_of
+
+    tenants = [f"tenant-{i}" for i in range(2000)]
+    for low, high in ((10, 50), (50, 100), (0, 10)):
+        assert all(track_of(t, high) == "canary" for t in tenants if track_of(t, low) == "canary")
+    assert {track_of(t, 0) for t in tenants} == {"stable"}
+    assert {track_of(t, 100) for t in tenants} == {"canary"}
