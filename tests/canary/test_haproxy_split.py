@@ -40,6 +40,7 @@ class Split:
     url: str
     api: RuntimeApi
     config: Path
+    canary: subprocess.Popen[bytes]
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -55,12 +56,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def split(tmp_path: Path) -> Iterator[Split]:
     started: list[subprocess.Popen[bytes]] = []
     try:
-        ports = {}
+        ports, servers = {}, {}
         for track in ("stable", "canary"):
             ports[track] = free_port()
             started.append(subprocess.Popen(
                 [sys.executable, str(STANDIN), str(ports[track]), track],
                 stdin=subprocess.DEVNULL, start_new_session=True))
+            servers[track] = started[-1]
             wait_http(f"http://127.0.0.1:{ports[track]}/healthz")
         cfg = SplitConfig("127.0.0.1", free_port(), [Server("127.0.0.1", ports["stable"])],
                           [Server("127.0.0.1", ports["canary"])],
@@ -83,7 +85,7 @@ def split(tmp_path: Path) -> Iterator[Split]:
             assert started[-1].poll() is None, (tmp_path / "haproxy.log").read_text()
             assert time.monotonic() < deadline, "haproxy did not come up"
             time.sleep(0.1)
-        yield Split(url, api, path)
+        yield Split(url, api, path, servers["canary"])
     finally:
         for process in reversed(started):
             _stop(process)
@@ -207,3 +209,12 @@ def test_orders_without_a_tenant_go_to_stable_and_bad_weights_are_refused(
     with pytest.raises(ConfigError):
         split.api.set_weight(-1)
     assert split.api.weight() == 100
+
+    # the canary dies: its tenants' orders are served by stable instead of failing
+    _stop(split.canary)
+    deadline = time.monotonic() + 60
+    while ",DOWN," not in split.api.command("show stat"):
+        assert time.monotonic() < deadline, "haproxy never marked the canary down"
+        time.sleep(0.5)
+    r = httpx.post(f"{split.url}/aurora/order", json={"tenant_id": "x-1"})
+    assert (r.status_code, r.json()["track"]) == (200, "stable")

@@ -11,6 +11,8 @@ How the split works (all inside HAProxy, nothing home-made on the order path):
   backend. ``set_weight`` writes the file (so a restart keeps it) and changes the loaded
   map through the stats socket (``set map``): no reload, no connection touched, so no
   in-flight order is dropped. Raising the weight only moves tenants stable -> canary.
+- If every canary server is down, its tenants' orders go to stable rather than fail; the
+  measured split then drifts, which stops the rollout (``aurora.canary.plan.check_split``).
 - A body that is not JSON or has no ``tenant_id`` goes to stable (whose bridge answers
   it 400/422); an order over ``tune.bufsize`` (16 KiB; orders are < 1 KiB) is not fully
   buffered, cannot be hashed, and goes to stable as well.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import socket
 import subprocess
 import zlib
@@ -67,7 +70,7 @@ class SplitConfig:
 
 
 def _servers(prefix: str, servers: Sequence[Server]) -> str:
-    return "\n".join(f"    server {prefix}{i} {s.host}:{s.port} check inter 2s"
+    return "\n".join(f"    server {prefix}{i} {s.host}:{s.port} check inter 2s fall 3 rise 2"
                      for i, s in enumerate(servers, 1))
 
 
@@ -85,6 +88,8 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout http-request 10s
+    # a busy bridge answers /healthz late; that must not take a whole track down
+    timeout check 5s
 
 frontend orders
     bind {cfg.bind_host}:{cfg.bind_port}
@@ -93,7 +98,8 @@ frontend orders
     http-request set-var(txn.weight) str({MAP_KEY}),map({cfg.weight_map},0)
     acl has_bucket var(txn.bucket) -m found
     acl below_weight var(txn.bucket),sub(txn.weight) lt 0
-    use_backend canary if has_bucket below_weight
+    acl canary_up nbsrv(canary) gt 0
+    use_backend canary if has_bucket below_weight canary_up
     default_backend stable
 
 backend stable
@@ -124,8 +130,17 @@ def write_config(cfg: SplitConfig, path: Path, *, weight: int) -> None:
     path.write_text(render(cfg))
 
 
-def check_config(path: Path, haproxy: str = "haproxy") -> None:
+def haproxy_binary() -> str:
+    """Debian installs haproxy in /usr/sbin, which a normal user's PATH may lack."""
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+    if found is None:
+        raise ConfigError("haproxy not found; run scripts/ensure-system-deps.sh")
+    return found
+
+
+def check_config(path: Path, haproxy: str | None = None) -> None:
     """``haproxy -c``; ConfigError with HAProxy's first complaint if it is not valid."""
+    haproxy = haproxy or haproxy_binary()
     try:
         result = subprocess.run([haproxy, "-c", "-f", str(path)], capture_output=True,
                                 text=True, timeout=30, check=False)
@@ -137,9 +152,9 @@ def check_config(path: Path, haproxy: str = "haproxy") -> None:
                           f"{lines[0] if lines else result.stderr.strip()[:300]}")
 
 
-def argv(path: Path, haproxy: str = "haproxy") -> list[str]:
+def argv(path: Path, haproxy: str | None = None) -> list[str]:
     """The command that runs the split in the foreground (for ``aurora.procs.spawn``)."""
-    return [haproxy, "-db", "-f", str(path)]
+    return [haproxy or haproxy_binary(), "-db", "-f", str(path)]
 
 
 class RuntimeApi:
