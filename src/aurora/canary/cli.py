@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import typer
 
@@ -59,7 +60,7 @@ def plan_command(
     with console.status("simulating the sequential tests…"):
         sizes = [size(c, rate_per_min=rate, weight=0.5, thresholds=thresholds, power=power)
                  for c in COMPARISONS]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for w in weights:
         for c, s in zip(COMPARISONS, sizes, strict=True):
             per_hour = rate * 60.0 * min(w, 100 - w) / 100.0
