@@ -33,7 +33,7 @@ BUCKETS = 100  # tenants are hashed into 100 buckets; the canary takes buckets <
 class Plan:
     steps: tuple[int, ...] = DEFAULT_STEPS
     hold_s: float = 30 * 60.0
-    decide_within_s: float = 48 * 3600.0
+    decide_within_s: float = 72 * 3600.0  # `aurora canary plan`: ~43 h to pass 10 % at 0.9/min
     inconclusive_for_s: float = 6 * 3600.0
     split_tolerance: float = 0.05  # |measured share - weight| allowed (absolute)
     split_alpha: float = 0.001  # a drift must also be significant (exact binomial test)
