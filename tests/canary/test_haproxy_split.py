@@ -19,13 +19,11 @@ from aurora.canary.haproxy import (
     Server,
     SplitConfig,
     argv,
-    bucket_of,
     check_config,
     render,
-    track_of,
     write_config,
 )
-from aurora.canary.plan import Plan, check_split
+from aurora.canary.plan import Plan, bucket_of, check_split, track_of
 from aurora.errors import AuroraError, ConfigError
 from aurora.procs import wait_http
 from support import free_port

@@ -151,10 +151,28 @@ def test_a_measurement_is_a_canonical_json_ledger_record() -> None:
 
 
 def test_raising_the_weight_only_moves_tenants_from_stable_to_canary() -> None:
-    from aurora.canary.haproxy import track_of
+    from aurora.canary.plan import track_of
 
     tenants = [f"tenant-{i}" for i in range(2000)]
     for low, high in ((10, 50), (50, 100), (0, 10)):
         assert all(track_of(t, high) == "canary" for t in tenants if track_of(t, low) == "canary")
     assert {track_of(t, 0) for t in tenants} == {"stable"}
     assert {track_of(t, 100) for t in tenants} == {"canary"}
+
+
+def test_observations_split_into_canary_and_the_matched_slice_only() -> None:
+    from aurora.canary.analysis import pair_outcomes
+    from aurora.canary.plan import Observation, bucket_of, matched_sequences
+
+    tenants = [f"tenant-{i:02d}" for i in range(50)]
+    canary_t = [t for t in tenants if bucket_of(t) < 10]
+    slice_t = [t for t in tenants if 10 <= bucket_of(t) < 20]
+    rest = [t for t in tenants if bucket_of(t) >= 20]
+    assert canary_t and slice_t and rest
+    obs = [Observation(f"2026-12-01T10:00:{i:02d}Z", t, bad)
+           for i, (t, bad) in enumerate([(canary_t[0], True), (rest[0], True),
+                                         (slice_t[0], False), (canary_t[-1], False),
+                                         (slice_t[-1], False), (rest[-1], False)])]
+    canary, stable = matched_sequences(reversed(obs), 10)  # input order does not matter
+    assert (canary, stable) == ([True, False], [False, False])
+    assert pair_outcomes(canary, stable).worse == 1

@@ -4,9 +4,9 @@ How the split works (all inside HAProxy, nothing home-made on the order path):
 
 - ``option http-buffer-request`` makes HAProxy wait for the order body, and
   ``req.body,json_query('$.tenant_id'),crc32,mod(100)`` hashes the tenant into one of 100
-  buckets; ``bucket_of`` is the same function in Python (zlib's CRC-32), so the analysis
-  can tell from a ledger row which track a tenant was on and which tenants form the
-  matched stable slice (``aurora.canary.plan.stable_slice``).
+  buckets; ``aurora.canary.plan.bucket_of`` is the same function in Python (zlib's
+  CRC-32), so the analysis can tell from a ledger row which track a tenant was on and
+  which tenants form the matched stable slice (``plan.matched_sequences``).
 - The weight lives in a map file (key ``canary``); a bucket below it goes to the canary
   backend. ``set_weight`` writes the file (so a restart keeps it) and changes the loaded
   map through the stats socket (``set map``): no reload, no connection touched, so no
@@ -26,25 +26,15 @@ import io
 import shutil
 import socket
 import subprocess
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from aurora.canary.plan import BUCKETS  # and plan.bucket_of: the Python twin of the hash below
 from aurora.errors import AuroraError, ConfigError
 
-BUCKETS = 100
 MAP_KEY = "canary"
 TRACKS = ("stable", "canary")
-
-
-def bucket_of(tenant_id: str) -> int:
-    """The tenant's bucket, exactly as the rendered config computes it (crc32 mod 100)."""
-    return zlib.crc32(tenant_id.encode()) % BUCKETS
-
-
-def track_of(tenant_id: str, weight: int) -> str:
-    return "canary" if bucket_of(tenant_id) < weight else "stable"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ measured split, it returns the next state and what to do with the traffic.
 from __future__ import annotations
 
 import math
+import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -59,6 +61,44 @@ def parse_steps(text: str) -> tuple[int, ...]:
         raise ValueError(f"steps must be comma-separated percentages, not {text!r}") from None
     Plan(steps=steps)  # validates
     return steps
+
+
+def bucket_of(tenant_id: str) -> int:
+    """The tenant's bucket: CRC-32 of its id mod 100, exactly what the HAProxy split computes
+    (``req.body,json_query('$.tenant_id'),crc32,mod(100)`` in ``aurora.canary.haproxy``)."""
+    return zlib.crc32(tenant_id.encode()) % BUCKETS
+
+
+def track_of(tenant_id: str, weight: int) -> str:
+    """The track a tenant's orders go to at ``weight`` (raising it only moves tenants to
+    the canary, never back)."""
+    return "canary" if bucket_of(tenant_id) < weight else "stable"
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One order of the window, as a ledger row gives it: when, whose, and whether it was
+    bad for the comparison at hand."""
+
+    ts: str  # RFC 3339 UTC, as the ledger writes it (sorts in time order)
+    tenant_id: str
+    bad: bool
+
+
+def matched_sequences(observations: Iterable[Observation],
+                      weight: int) -> tuple[list[bool], list[bool]]:
+    """The canary's and the matched stable slice's "bad" bits, each in arrival order,
+    ready for ``aurora.canary.analysis.pair_outcomes``; other stable tenants are left out."""
+    canary_buckets, slice_buckets = range(weight), stable_slice(weight)
+    canary: list[bool] = []
+    stable: list[bool] = []
+    for o in sorted(observations, key=lambda o: o.ts):
+        bucket = bucket_of(o.tenant_id)
+        if bucket in canary_buckets:
+            canary.append(o.bad)
+        elif bucket in slice_buckets:
+            stable.append(o.bad)
+    return canary, stable
 
 
 def stable_slice(weight: int) -> range:
