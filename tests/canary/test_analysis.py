@@ -191,3 +191,29 @@ def test_bad_parameters_are_refused() -> None:
         size(COMPARISON["fill"], rate_per_min=1.0, weight=1.5)
     with pytest.raises(ValueError):
         quantile([], 0.95)
+
+
+def test_a_step_with_all_seven_comparisons_fails_an_equal_canary_at_most_alpha() -> None:
+    """All comparisons looked at after every pair, 5xx and 503 nested (503 is a 5xx): the
+    Bonferroni share per comparison keeps the whole step's false-fail rate under alpha."""
+    rng = random.Random(21)
+    alpha, runs, fails = 0.2, 100, 0
+    thresholds = Thresholds.of(alpha=alpha)
+    for _ in range(runs):
+        counts = {c.key: PairCounts() for c in COMPARISONS}
+        for _ in range(300):
+            draws = []
+            for _track in range(2):
+                e503 = rng.random() < 0.02
+                draws.append({
+                    "fill": rng.random() < 0.05, "http_5xx": e503 or rng.random() < 0.01,
+                    "http_503": e503, "failover": rng.random() < 0.05,
+                    "rejected_ack": rng.random() < 0.002, "rtt_p95": rng.random() < 0.05,
+                    "policy_p99": rng.random() < 0.01})
+            counts = {k: v.add(int(draws[0][k]) - int(draws[1][k])) for k, v in counts.items()}
+            result = judge(CLEAN, [decide(c, counts[c.key], thresholds) for c in COMPARISONS])
+            if result.decision is Decision.FAIL:
+                fails += 1
+            if result.decision is not Decision.NOT_ENOUGH_DATA:
+                break
+    assert fails <= _allowed(alpha, runs)
