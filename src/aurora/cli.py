@@ -89,8 +89,8 @@ def run_app(typer_app: typer.Typer, argv: list[str] | None = None, prog: str | N
         print(f"error: internal: {type(exc).__name__}: {exc} (AURORA_DEBUG=1 shows the traceback)",
               file=sys.stderr)
         raise SystemExit(70) from None
-    if isinstance(result, int) and result:
-        raise SystemExit(result)
+    # as in standalone mode: always SystemExit, with typer.Exit's code (0 on success)
+    raise SystemExit(result if isinstance(result, int) else 0)
 
 
 def main() -> None:

@@ -257,8 +257,8 @@ def prove(
 
 @app.command()
 def consistency(
-    old: Annotated[int, typer.Option("--old", parser=bounded(1), help="Old tree size (>= 1).")],
-    new: Annotated[int | None, typer.Option("--new", parser=bounded(1),
+    old: Annotated[int, typer.Option("--old", parser=bounded(), help="Old tree size (>= 1).")],
+    new: Annotated[int | None, typer.Option("--new", parser=bounded(),
                                             help="New tree size (default: "
                                             "current).")] = None,
     db: DbOption = None,
