@@ -100,7 +100,7 @@ _factor_command("capacity-surge", "capacity_surge", 2.0,
 @chaos_app.command("reputation-drop")
 def reputation_drop(
     provider: str = _PROVIDER, duration: str = _FOR, at: str = _AT,
-    to: float = typer.Option(..., "--to", parser=finite(0, 100),
+    to: float = typer.Option(..., "--to", parser=finite(-1e9, 1e9),  # the network judges 0-100
                              help="The reputation (0-100) to drop to."),
     as_json: bool = _JSON,
 ) -> None:
