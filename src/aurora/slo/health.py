@@ -21,10 +21,12 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from aurora import metricnames as names
 from aurora.config import StackConfig, load_stack
 from aurora.durations import format_duration
 from aurora.errors import AuroraError
 from aurora.home import Home
+from aurora.slo import queries as q
 from aurora.slo.catalog import RPO_SECONDS, THRESHOLD_ALERTS
 
 HTTP_TIMEOUT_S = 3.0
@@ -89,11 +91,11 @@ def _metrics(ctx: Context, url: str, prefix: str) -> str:
 
 
 def check_treaty_metrics(ctx: Context) -> str:
-    return _metrics(ctx, ctx.stack.metrics_url, "treaty_")
+    return _metrics(ctx, ctx.stack.metrics_url, names.TREATY_PREFIX)
 
 
 def check_provider_metrics(ctx: Context) -> str:
-    return _metrics(ctx, f"{ctx.stack.providers_url}/metrics", "provider_")
+    return _metrics(ctx, f"{ctx.stack.providers_url}/metrics", names.PROVIDER_PREFIX)
 
 
 def _prometheus(ctx: Context) -> Any:
@@ -275,7 +277,7 @@ def check_clock(ctx: Context) -> str:
         notes.append("after the ledger's newest entry")
     try:
         with _prometheus(ctx) as prom:
-            samples = prom.query("time()")
+            samples = prom.query(q.PROMETHEUS_TIME)
         skew = abs((samples[0].value or 0.0) - time.time())
         if skew > MAX_CLOCK_SKEW_S:
             raise CheckFailed(f"{skew:.1f} s apart from Prometheus' clock")
