@@ -1,18 +1,17 @@
-"""The ``aurora`` command.
+"""The ``aurora`` command: a thin layer that only assembles the areas' commands.
 
-Each area keeps its commands in its own module (``aurora.<area>.cli`` or
-``aurora.<area>_cli``) as a Typer app registered here; heavy imports stay
-inside the command functions so that ``aurora --help`` is quick.
+Each command lives in the package that owns its logic (``aurora.<area>.cli``, or
+``aurora.stack_cli`` for the stack's own ``init``/``up``/``down``/``status``/``smoke``) as a
+Typer app or a ``register(app)`` function; heavy imports stay inside the command functions
+so that ``aurora --help`` is quick. How a command fails (one ``error:`` line) is
+:func:`aurora.command.run_app`; no area imports this module.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
 import typer
 
-from aurora.errors import AuroraError
+from aurora.command import run_app
 
 app = typer.Typer(
     name="aurora",
@@ -35,9 +34,11 @@ def _register() -> None:
     from aurora.soak.cli import app as soak_app
     from aurora.soak.cli import drill_app
     from aurora.soak.cli import register as register_soak
+    from aurora.traffic.cli import register as register_traffic
 
     stack_cli.register(app)
     register_bridge(app)
+    register_traffic(app)
     register_providers(app)
     register_observatory(app)
     register_soak(app)
@@ -50,24 +51,6 @@ def _register() -> None:
 
 
 _register()
-
-
-def run_app(typer_app: typer.Typer, argv: list[str] | None = None, prog: str | None = None) -> None:
-    """Run a Typer app; AuroraError becomes one line on stderr and its exit code."""
-    try:
-        typer_app(args=argv, prog_name=prog)
-    except AuroraError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except Exception as exc:  # a bug, not bad input: still one line unless asked for more
-        if os.environ.get("AURORA_DEBUG"):
-            raise
-        print(f"error: internal: {type(exc).__name__}: {exc} (AURORA_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
-        raise SystemExit(70) from None
 
 
 def main() -> None:

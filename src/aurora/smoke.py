@@ -23,6 +23,7 @@ import httpx
 from aurora import metricnames as names
 from aurora import procs
 from aurora.config import StackConfig, load_stack, load_workloads
+from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.keys import load_private_key, load_public_key
 from aurora.provenance import ack_matches_order
@@ -42,7 +43,7 @@ BURST_RATE = 10.0
 MIN_BURST_FILL = 0.8
 
 
-class StepFailed(Exception):
+class StepFailed(AuroraError):
     pass
 
 

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from aurora.canonical import canonical_json
+from aurora.errors import AuroraError
 from aurora.keys import Ed25519PrivateKey, Ed25519PublicKey, sign_b64, verify_b64
 
 TREATY_ID_PATTERN = r"^AURORA-[A-Z]+-[0-9]{3,}$"
@@ -48,7 +49,7 @@ _RFC3339 = re.compile(
 )
 
 
-class SchemaError(ValueError):
+class SchemaError(AuroraError, ValueError):
     """The document does not follow the wire schema; the message names the field."""
 
 

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from aurora.command import run_app
 from aurora.errors import AuroraError
 
 app = typer.Typer(no_args_is_help=True)
@@ -83,8 +84,6 @@ reporter_app.command()(report)
 
 def reporter_main(argv: list[str] | None = None) -> None:
     """Entry point of scripts/canary-slo-reporter.py."""
-    from aurora.cli import run_app
-
     run_app(reporter_app, argv, prog="canary-slo-reporter.py")
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.table import Table
@@ -28,6 +28,9 @@ from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.slo import queries as q
 from aurora.slo.catalog import RPO_SECONDS, THRESHOLD_ALERTS
+
+if TYPE_CHECKING:
+    from aurora.slo.prometheus import PrometheusClient
 
 HTTP_TIMEOUT_S = 3.0
 BACKUP_MAX_AGE_IDLE_S = 24 * 3600  # no backup loop running: one backup a day (the seed's)
@@ -48,7 +51,7 @@ class CheckResult:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
-class CheckFailed(Exception):
+class CheckFailed(AuroraError):
     """Raised inside a check: the check fails with this message."""
 
 
@@ -98,7 +101,7 @@ def check_provider_metrics(ctx: Context) -> str:
     return _metrics(ctx, f"{ctx.stack.providers_url}/metrics", names.PROVIDER_PREFIX)
 
 
-def _prometheus(ctx: Context) -> Any:
+def _prometheus(ctx: Context) -> PrometheusClient:
     from aurora.slo.prometheus import PrometheusClient
 
     return PrometheusClient(ctx.stack.prometheus_url, timeout=HTTP_TIMEOUT_S)

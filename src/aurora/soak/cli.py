@@ -1,6 +1,6 @@
 """`aurora soak ...`, `aurora drill ...` and `aurora rollback` commands.
 
-Errors are ``AuroraError``s: ``aurora.cli.run_app`` prints one ``error: ...`` line and exits
+Errors are ``AuroraError``s: ``aurora.command.run_app`` prints one ``error: ...`` line and exits
 non-zero. ``aurora soak gate`` exits 0 (pass), 1 (fail) or 3 (inconclusive).
 """
 
@@ -12,12 +12,17 @@ import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from aurora.errors import AuroraError
 from aurora.home import Home
+
+if TYPE_CHECKING:
+    from aurora.soak.drills import DrillReport
+    from aurora.soak.runner import Hooks
+    from aurora.soak.verdict import Verdict
 
 app = typer.Typer(no_args_is_help=True)
 drill_app = typer.Typer(no_args_is_help=True)
@@ -38,7 +43,7 @@ def _drills(text: str) -> tuple[str, ...]:
     return names
 
 
-def _hooks(title: str) -> tuple[Any, AbstractContextManager[Any]]:
+def _hooks(title: str) -> tuple[Hooks, AbstractContextManager[Any]]:
     """A live view on a terminal, plain lines otherwise (nohup, CI, pipes)."""
     from rich.console import Console
 
@@ -54,7 +59,7 @@ def _hooks(title: str) -> tuple[Any, AbstractContextManager[Any]]:
     return hooks, nullcontext(hooks)
 
 
-def _print_verdict(verdict: Any) -> None:
+def _print_verdict(verdict: Verdict) -> None:
     from rich.console import Console
 
     from aurora.soak.verdict import gate_table
@@ -236,7 +241,7 @@ def gate(
 # --- drills ----------------------------------------------------------------------------------
 
 
-def _report_drill(report: Any, as_json: bool) -> None:
+def _report_drill(report: DrillReport, as_json: bool) -> None:
     if as_json:
         print(json.dumps({**report.to_json(), "ledger_seq": report.ledger_seq}, indent=2))
     else:

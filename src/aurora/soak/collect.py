@@ -37,7 +37,7 @@ from aurora.ledger.audit import audit
 from aurora.ledger.backup import gunzip_to, verify_database_copy
 from aurora.ledger.files import load_verifier, origin
 from aurora.ledger.merkle import verify_consistency
-from aurora.ledger.note import open_checkpoint
+from aurora.ledger.note import Checkpoint, open_checkpoint
 from aurora.soak.evidence import load_state, open_readonly, read_rows, resolve
 from aurora.soak.gate import (
     AlertFacts,
@@ -113,7 +113,8 @@ def _daily(state: SoakState, task: str, check: Callable[[TaskRecord], list[str]]
 # --- ledger -----------------------------------------------------------------------------------
 
 
-def _checkpoint_fact(home: Home, state: SoakState, day: int) -> tuple[SingleFact, Any]:
+def _checkpoint_fact(home: Home, state: SoakState, day: int
+                     ) -> tuple[SingleFact, Checkpoint | None]:
     status, record = _status(state, _slot(state, "verify-audit", day))
     if record is None or status != "pass":
         return SingleFact(status if record is None else "fail",

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -33,6 +33,10 @@ from aurora.soak.schedule import Slot, SoakPlan
 from aurora.soak.spans import Timing
 from aurora.soak.state import SoakState
 from aurora.wire import format_rfc3339, utc_now
+
+if TYPE_CHECKING:
+    from aurora.ledger.backup import BackupInfo
+    from aurora.slo.prometheus import PrometheusClient
 
 LOOKBACK_DAYS = 3  # how far an SLO check looks back past drill windows for data
 KEEP_PERIODIC_BACKUPS = 4  # files of the orchestrator's own 15-minute backups kept on disk
@@ -66,7 +70,7 @@ class TaskContext:
         self.lines.append(line)
         self.on_line(line)
 
-    def prometheus(self) -> Any:
+    def prometheus(self) -> PrometheusClient:
         from aurora.slo.prometheus import PrometheusClient
 
         return PrometheusClient(self.stack.prometheus_url)
@@ -96,7 +100,7 @@ def smoke(ctx: TaskContext) -> TaskOutcome:
                        log_path=path)
 
 
-def _backup(ctx: TaskContext, name: str) -> tuple[Any, list[Path]]:
+def _backup(ctx: TaskContext, name: str) -> tuple[BackupInfo, list[Path]]:
     from aurora.ledger.backup import backup
 
     info = backup(ctx.home, name=name)
