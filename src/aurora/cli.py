@@ -25,15 +25,15 @@ app = typer.Typer(
 def _register() -> None:
     from aurora import stack_cli
     from aurora.bridge.cli import register as register_bridge
+    from aurora.drills.cli import app as drill_app
     from aurora.incidents.cli import app as incident_app
     from aurora.ledger.cli import app as ledger_app
+    from aurora.ledger.cli import register as register_ledger
     from aurora.providers.cli import chaos_app
     from aurora.providers.cli import register as register_providers
     from aurora.slo.cli import app as slo_app
     from aurora.slo.cli import register as register_observatory
     from aurora.soak.cli import app as soak_app
-    from aurora.soak.cli import drill_app
-    from aurora.soak.cli import register as register_soak
     from aurora.traffic.cli import register as register_traffic
 
     stack_cli.register(app)
@@ -41,7 +41,7 @@ def _register() -> None:
     register_traffic(app)
     register_providers(app)
     register_observatory(app)
-    register_soak(app)
+    register_ledger(app)
     app.add_typer(ledger_app, name="ledger", help="The Remembrancer: append-only Merkle audit log.")
     app.add_typer(chaos_app, name="chaos", help="Inject provider faults into the running network.")
     app.add_typer(slo_app, name="slo", help="SLO reports from Prometheus.")

@@ -27,9 +27,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from aurora.drills import window as drillwindow
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
-from aurora.incidents import drillwindow
 from aurora.incidents.config import IncidentsConfig, load_incidents_config
 from aurora.incidents.model import (
     ALERTMANAGER,

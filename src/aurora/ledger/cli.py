@@ -1,4 +1,5 @@
-"""`aurora ledger ...` (and `./ops/bin/remembrancer ...`): the Remembrancer's commands.
+"""`aurora ledger ...` (and `./ops/bin/remembrancer ...`): the Remembrancer's commands, and
+`aurora rollback` (:mod:`aurora.ledger.rollback`).
 
 Bad input and bad files raise ``AuroraError`` subclasses, which ``aurora.command.run_app``
 prints as one ``error: ...`` line with a non-zero exit. ``verify-audit`` reports
@@ -432,3 +433,28 @@ def restore(
         print(f"kept previous: {path}")
     for warning in info.warnings:
         print(f"warning: {warning}")
+
+
+def register(root: typer.Typer) -> None:
+    @root.command()
+    def rollback(
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do it without asking."),
+        dry_run: bool = typer.Option(False, "--dry-run",
+                                     help="Only say which backup would be restored."),
+    ) -> None:
+        """Emergency rollback: stop the services, restore the ledger from the newest backup
+        that verifies (the current database is kept aside), keep ledger-latest on it."""
+        from aurora.errors import AuroraError
+        from aurora.ledger.rollback import emergency_rollback
+
+        home = Home.discover()
+        if not dry_run and not yes:
+            if not sys.stdin.isatty():
+                raise AuroraError("aurora rollback stops the stack and restores the ledger: "
+                                  "pass --yes", exit_code=2)
+            typer.confirm("Stop the stack and restore the ledger from the newest verified "
+                          "backup?", abort=True)
+        emergency_rollback(home, dry_run=dry_run)
+        if not dry_run:
+            print("rolled back; verify with `./ops/bin/remembrancer verify-audit`, then "
+                  "`make up`")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from aurora.config import StackConfig
+from aurora.drills.window import DrillWindow
 from aurora.home import Home
 from aurora.soak.clock import SoakClock
 from aurora.soak.evidence import EvidenceLog, resolve
@@ -75,9 +76,9 @@ class TaskContext:
 
         return PrometheusClient(self.stack.prometheus_url)
 
-    def drill_windows(self) -> list[dict[str, Any]]:
+    def drill_windows(self) -> list[DrillWindow]:
         """Windows of the alert drills recorded so far (their faults are not SLO misses)."""
-        return [r.detail["window"] for r in self.state.records()
+        return [DrillWindow.from_json(r.detail["window"]) for r in self.state.records()
                 if r.detail.get("window") and r.task.startswith("drill-alert")]
 
 
