@@ -195,7 +195,8 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
             lines: list[str] = []
             result = emergency_rollback(scratch, db=db, backups=home.backups_dir,
                                         say=lines.append)
-            assert result.backup is not None and result.tree_size is not None
+            if result.backup is None or result.tree_size is None:  # restored, or it raised
+                raise DrillFailed("aurora rollback restored nothing")
             chosen.update(file=result.backup.name, tree_size=result.tree_size,
                           root=result.root, sha256=sha256_file(result.backup))
             return "aurora rollback: " + "; ".join(lines)
