@@ -26,7 +26,6 @@ Comparison = Literal[">=", "<="]
 Severity = Literal["critical", "warning"]
 BudgetKey = Literal["fill", "rtt", "policy", "provenance"]
 
-DEFAULT_TREATY_ID = "AURORA-AKASH-001"
 DATASOURCE_UID = "aurora-prometheus"
 RUNBOOK = "docs/RUNBOOK.md"
 
@@ -199,6 +198,7 @@ EVENT_WINDOW = "10m"
 
 # The treaty this process serves, and the SLOs it sets.
 TREATY: Treaty = load_treaty(Home.discover())
+DEFAULT_TREATY_ID = TREATY.treaty_id
 OBJECTIVES: tuple[Objective, ...] = objectives(TREATY)
 OBJECTIVE = {o.key: o for o in OBJECTIVES}
 BUDGETS: tuple[BudgetSLO, ...] = budgets(TREATY)
