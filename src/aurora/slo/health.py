@@ -281,12 +281,14 @@ def check_clock(ctx: Context) -> str:
     try:
         with _prometheus(ctx) as prom:
             samples = prom.query(q.PROMETHEUS_TIME)
+    except AuroraError:
+        notes.append("Prometheus unreachable for comparison")
+    else:
+        # outside the try: CheckFailed is an AuroraError too, and must not read as unreachable
         skew = abs((samples[0].value or 0.0) - time.time())
         if skew > MAX_CLOCK_SKEW_S:
             raise CheckFailed(f"{skew:.1f} s apart from Prometheus' clock")
         notes.append(f"{skew:.1f} s from Prometheus")
-    except AuroraError:
-        notes.append("Prometheus unreachable for comparison")
     return f"{now:%Y-%m-%dT%H:%M:%SZ} UTC; " + ", ".join(notes)
 
 
