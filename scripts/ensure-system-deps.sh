@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Install the OS packages Aurora runs with (Python's venv module, Prometheus + promtool,
-# Alertmanager + amtool, GnuPG, sqlite3, jq, wrk) when they are missing. Needs root and
-# apt-get (Debian/Ubuntu); elsewhere it prints the command to run. With --best-effort a
-# failure is a warning only; with --python only Python's venv module is checked (make
-# install runs that before it creates .venv). `make` itself must be there before any of
-# this runs: see the README.
+# Alertmanager + amtool, GnuPG, sqlite3, jq, wrk, HAProxy for the canary split) when they
+# are missing. Needs root and apt-get (Debian/Ubuntu); elsewhere it prints the command to
+# run. With --best-effort a failure is a warning only; with --python only Python's venv
+# module is checked (make install runs that before it creates .venv). `make` itself must
+# be there before any of this runs: see the README.
 set -uo pipefail
 best_effort=0
 python_only=0
@@ -16,11 +16,12 @@ esac
 declare -A package_of=(
   [prometheus]=prometheus [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
-  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl
+  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl [haproxy]=haproxy
 )
 missing=()
 # Debian splits `python3 -m venv` (ensurepip) into python3-venv
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+PATH="$PATH:/usr/sbin:/sbin"  # haproxy lives in /usr/sbin, off a normal user's PATH
 if [ $python_only -eq 0 ]; then
   for cmd in "${!package_of[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
