@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: up down test smoke-e2e status install system-deps bench lint lock clean
 
 $(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || scripts/ensure-system-deps.sh --python
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
@@ -33,7 +34,8 @@ status: install
 smoke-e2e: install
 	@$(BIN)/aurora smoke
 
-test: install system-deps
+# lint first, so that CI (make test on a fresh machine) keeps ruff and mypy clean
+test: system-deps lint
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install system-deps

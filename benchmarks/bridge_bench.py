@@ -13,10 +13,11 @@ check, durable ledger append (group commit) and the receipt. Every answer is
 checked: a run counts only 200s.
 
 Overhead mode: realistic provider delays, an open-loop client at ``--rate``
-orders/s (after 5 s of unmeasured warm-up at the same rate); overhead per order = client-observed latency − the time spent
-waiting on providers (the sum of every attempt's duration, failed ones
-included, as the bridge recorded them in the ledger entry the receipt
-carries), i.e. what the bridge, the client's HTTP hop and the ledger add.
+orders/s (after 5 s of unmeasured warm-up at the same rate); overhead per
+order = client-observed latency − the time spent waiting on providers (the
+sum of every attempt's duration, failed ones included, as the bridge recorded
+them in the ledger entry the receipt carries), i.e. what the bridge, the
+client's HTTP hop and the ledger add.
 """
 
 from __future__ import annotations

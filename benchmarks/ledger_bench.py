@@ -54,7 +54,7 @@ def order_entry(i: int) -> Entry:
 
 def make_home(root: Path) -> Home:
     """An initialised throwaway home (config copied from the checkout, fresh keys)."""
-    from aurora.stack_cli import init_home
+    from aurora.provision import init_home
 
     for part in ("config", "templates", "schemas"):
         shutil.copytree(REPO / part, root / part)

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Install the OS packages Aurora runs with (Prometheus + promtool, Alertmanager + amtool,
-# GnuPG, sqlite3, jq, wrk, HAProxy for the canary split) when they are missing. Needs root
-# and apt-get (Debian/Ubuntu); elsewhere it prints the command to run. With --best-effort a failure is a warning only.
+# Install the OS packages Aurora runs with (Python's venv module, Prometheus + promtool,
+# Alertmanager + amtool, GnuPG, sqlite3, jq, wrk, HAProxy for the canary split) when they
+# are missing. Needs root and apt-get (Debian/Ubuntu); elsewhere it prints the command to
+# run. With --best-effort a failure is a warning only; with --python only Python's venv
+# module is checked (make install runs that before it creates .venv). `make` itself must
+# be there before any of this runs: see the README.
 set -uo pipefail
 best_effort=0
-[ "${1:-}" = "--best-effort" ] && best_effort=1
+python_only=0
+case "${1:-}" in
+  --best-effort) best_effort=1 ;;
+  --python) python_only=1 ;;
+esac
 
 declare -A package_of=(
   [prometheus]=prometheus [promtool]=prometheus
@@ -12,10 +19,14 @@ declare -A package_of=(
   [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl [haproxy]=haproxy
 )
 missing=()
+# Debian splits `python3 -m venv` (ensurepip) into python3-venv
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 PATH="$PATH:/usr/sbin:/sbin"  # haproxy lives in /usr/sbin, off a normal user's PATH
-for cmd in "${!package_of[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
-done
+if [ $python_only -eq 0 ]; then
+  for cmd in "${!package_of[@]}"; do
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
+  done
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 

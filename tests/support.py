@@ -35,7 +35,7 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
     stack.update(stack_overrides)
     (root / "config" / "stack.json").write_text(json.dumps(stack, indent=2))
     from aurora.home import Home
-    from aurora.stack_cli import init_home
+    from aurora.provision import init_home
 
     init_home(Home(root))
     return root

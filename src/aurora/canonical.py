@@ -14,10 +14,12 @@ from typing import Any
 
 import rfc8785
 
+from aurora.errors import AuroraError
+
 _SAFE_INT = (1 << 53) - 1
 
 
-class StrictJSONError(ValueError):
+class StrictJSONError(AuroraError, ValueError):
     """The bytes are not one strict JSON document."""
 
 

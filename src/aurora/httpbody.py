@@ -10,8 +10,10 @@ from __future__ import annotations
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
+from aurora.errors import AuroraError
 
-class BodyTooLarge(ValueError):
+
+class BodyTooLarge(AuroraError, ValueError):
     """The body is over the limit (by its Content-Length or while streaming)."""
 
     def __init__(self, limit: int) -> None:

@@ -20,8 +20,10 @@ from typing import Any
 
 import httpx
 
+from aurora import metricnames as names
 from aurora import procs
 from aurora.config import StackConfig, load_stack, load_workloads
+from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.keys import load_private_key, load_public_key
 from aurora.provenance import ack_matches_order
@@ -30,18 +32,18 @@ from aurora.treaty import load_treaty
 from aurora.wire import SchemaError, new_order, parse_ack, sign_order, verify_ack
 
 SMOKE_TENANT = "tenant-42"
-TREATY_METRICS = ("treaty_fill_rate", "treaty_fill_rate_bucket", "treaty_rtt_ms_bucket",
-                  "treaty_provenance_coverage", "policy_decision_ms_bucket",
-                  "treaty_dropped_requests_total", "treaty_requests_total",
-                  "treaty_failover_events_total")
-PROVIDER_METRICS = ("provider_active", "provider_capacity_gpu_hours", "provider_latency_ms",
-                    "provider_price_usd", "provider_reputation")
+TREATY_METRICS = (names.FILL_RATE, names.bucket(names.FILL_RATE), names.bucket(names.RTT_MS),
+                  names.PROVENANCE_COVERAGE, names.bucket(names.POLICY_DECISION_MS),
+                  names.total(names.DROPPED_REQUESTS), names.total(names.REQUESTS),
+                  names.total(names.FAILOVER_EVENTS))
+PROVIDER_METRICS = (names.PROVIDER_ACTIVE, names.PROVIDER_CAPACITY, names.PROVIDER_LATENCY,
+                    names.PROVIDER_PRICE, names.PROVIDER_REPUTATION)
 BURST_ORDERS = 20
 BURST_RATE = 10.0
 MIN_BURST_FILL = 0.8
 
 
-class StepFailed(Exception):
+class StepFailed(AuroraError):
     pass
 
 

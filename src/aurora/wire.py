@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from aurora.canonical import canonical_json
+from aurora.errors import AuroraError
 from aurora.keys import Ed25519PrivateKey, Ed25519PublicKey, sign_b64, verify_b64
 from aurora.validation import first_error
 
@@ -56,7 +57,7 @@ EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 
-class SchemaError(ValueError):
+class SchemaError(AuroraError, ValueError):
     """The document does not follow the wire schema; the message names the field."""
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from aurora.cli import app, run_app
+from aurora.cli import app
+from aurora.command import run_app
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

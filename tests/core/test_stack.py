@@ -17,8 +17,8 @@ from aurora import procs
 from aurora.config import load_stack
 from aurora.errors import ConfigError, KeyFileError
 from aurora.home import Home
+from aurora.provision import init_home
 from aurora.stack import ALL_SERVICES, UpOptions, down, up
-from aurora.stack_cli import init_home
 
 AURORA = [sys.executable, "-m", "aurora"]
 

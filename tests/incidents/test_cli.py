@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from aurora.cli import run_app
+from aurora.command import run_app
 from aurora.home import Home
 from aurora.incidents.cli import app
 from aurora.incidents.service import IncidentStore

@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from aurora.config import load_providers, load_tenants, load_workloads
-from aurora.home import Home
-from aurora.incidents import drillwindow
-from aurora.incidents.drill import DrillError, drill_plan
-from aurora.incidents.drillfaults import (
+from aurora.drills import window as drillwindow
+from aurora.drills.alert import DrillError, drill_plan
+from aurora.drills.faults import (
     DRILLABLE,
     RTT_SPIKE_FACTOR,
     DrillPlanError,
     drill_region,
     fault_events,
 )
+from aurora.home import Home
 from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import parse_webhook
 from aurora.routing import Offer, eligible

@@ -25,9 +25,9 @@ import pytest
 
 from aurora import procs
 from aurora.config import load_stack
+from aurora.drills.alert import run_alert_drill
 from aurora.home import Home
 from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
-from aurora.incidents.drill import run_alert_drill
 from aurora.incidents.model import Incident
 from aurora.incidents.service import IncidentStore
 

@@ -6,7 +6,7 @@
    Alertmanager resends the group every 2 s; ``aurora incident ack`` records a response time;
    clearing the fault resolves it through Alertmanager; the ledger holds opened, acknowledged
    and resolved.
-2. The alert drills of ``aurora.incidents.drill`` (``drill_plan`` + ``run_drill``) for the
+2. The alert drills of ``aurora.drills.alert`` (``drill_plan`` + ``run_drill``) for the
    fill-rate and the RTT alerts: the incident opens with the expected SEV and is a drill
    incident from its first ledger entry (the receiver saw the drill's ``started`` entry),
    the fault is cleared, the resolution arrives.
@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from aurora.incidents.drill import drill_plan, run_drill
+from aurora.drills.alert import drill_plan, run_drill
 from aurora.incidents.service import incident_report
 from aurora.ledger import Ledger
 from integration.live import LiveStack, running_stack, wait_until

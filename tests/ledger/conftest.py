@@ -32,7 +32,8 @@ def db(home: Path) -> Path:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     """Run `aurora ledger <args>` in this process, as `aurora` would (run_app)."""
-    from aurora.cli import app, run_app
+    from aurora.cli import app
+    from aurora.command import run_app
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()

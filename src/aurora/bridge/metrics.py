@@ -10,14 +10,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from aurora import metricnames as names
 from aurora.bridge.fill import Distribution, FillWindow
-
-# Order→ACK round trip: dense between 200 and 400 ms, where the SLO (p50 ≤ 280,
-# p95 ≤ 350) and the alert (p95 > 400) are decided.
-RTT_BUCKETS_MS = (25, 50, 75, 100, 125, 150, 175, 200, 220, 240, 260, 280, 300, 320, 340, 350,
-                  360, 380, 400, 450, 500, 750, 1000, 1500, 2000, 3000, 5000)
-# Policy decision time: from 50 µs to 100 ms (SLO p99 ≤ 25 ms, alert p99 > 50 ms).
-POLICY_BUCKETS_MS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100)
 
 
 class FillRateCollector(Collector):
@@ -40,23 +34,26 @@ class FillRateCollector(Collector):
             rate = self._window.rate(time.time())
             buckets = self._distribution.cumulative()
             count, total = self._distribution.count, self._distribution.total
-        gauge = GaugeMetricFamily("treaty_fill_rate",
+        gauge = GaugeMetricFamily(names.FILL_RATE,
                                   "Filled / admitted orders over the sliding fill window.",
                                   labels=["treaty_id"])
         if rate is not None:
             gauge.add_metric([self._treaty_id], rate)
         yield gauge
         label = {"treaty_id": self._treaty_id}
-        bucket = Metric("treaty_fill_rate_bucket",
+        bucket_name = names.bucket(names.FILL_RATE)
+        bucket = Metric(bucket_name,
                         "Sampled fill-window rates at or below le (cumulative count).", "unknown")
         for le, n in buckets:
-            bucket.add_sample("treaty_fill_rate_bucket", {**label, "le": le}, n)
+            bucket.add_sample(bucket_name, {**label, "le": le}, n)
         yield bucket
-        samples = Metric("treaty_fill_rate_count", "Fill-window rates sampled.", "unknown")
-        samples.add_sample("treaty_fill_rate_count", label, count)
+        count_name = names.count(names.FILL_RATE)
+        samples = Metric(count_name, "Fill-window rates sampled.", "unknown")
+        samples.add_sample(count_name, label, count)
         yield samples
-        summed = Metric("treaty_fill_rate_sum", "Sum of sampled fill-window rates.", "unknown")
-        summed.add_sample("treaty_fill_rate_sum", label, total)
+        sum_name = names.sum_of(names.FILL_RATE)
+        summed = Metric(sum_name, "Sum of sampled fill-window rates.", "unknown")
+        summed.add_sample(sum_name, label, total)
         yield summed
 
 
@@ -82,21 +79,21 @@ class TreatyMetrics:
         self.treaty_id = treaty_id
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("treaty_requests", "Orders answered, by outcome.",
+        self.requests = Counter(names.REQUESTS, "Orders answered, by outcome.",
                                 ["treaty_id", "outcome"], registry=r)
-        self.dropped = Counter("treaty_dropped_requests", "Admitted orders no provider filled.",
+        self.dropped = Counter(names.DROPPED_REQUESTS, "Admitted orders no provider filled.",
                                ["treaty_id", "reason"], registry=r)
-        self.failovers = Counter("treaty_failover_events",
+        self.failovers = Counter(names.FAILOVER_EVENTS,
                                  "A chosen provider failed the order and the router moved on.",
                                  ["treaty_id", "provider", "reason"], registry=r)
-        self.rtt = Histogram("treaty_rtt_ms", "Order received to verified provider ACK (ms).",
-                             ["treaty_id"], buckets=RTT_BUCKETS_MS, registry=r)
-        self.policy = Histogram("policy_decision_ms", "vault-law decision time (ms).",
-                                ["treaty_id"], buckets=POLICY_BUCKETS_MS, registry=r)
-        self.quota_used = Gauge("treaty_quota_used_gpu_hours",
+        self.rtt = Histogram(names.RTT_MS, "Order received to verified provider ACK (ms).",
+                             ["treaty_id"], buckets=names.RTT_BUCKETS_MS, registry=r)
+        self.policy = Histogram(names.POLICY_DECISION_MS, "vault-law decision time (ms).",
+                                ["treaty_id"], buckets=names.POLICY_BUCKETS_MS, registry=r)
+        self.quota_used = Gauge(names.QUOTA_USED,
                                 "GPU-hours committed or reserved in the treaty's rolling period.",
                                 ["treaty_id"], registry=r)
-        self.live_nonces = Gauge("treaty_live_nonces", "Nonces held by the 24 h replay guard.",
+        self.live_nonces = Gauge(names.LIVE_NONCES, "Nonces held by the 24 h replay guard.",
                                  ["treaty_id"], registry=r)
         self.fill_lock = threading.Lock()
         self.fill_window = FillWindow(fill_window_s)

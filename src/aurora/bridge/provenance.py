@@ -27,6 +27,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter
 
+from aurora import metricnames as names
 from aurora.bridge.metrics import CallbackGauge
 from aurora.config import load_stack
 from aurora.home import Home
@@ -64,11 +65,11 @@ class ProvenanceAuditor:
         """Export the coverage gauge and the check counters into ``registry``."""
         registry.register(self.collector(treaty_id))
         self._checks = Counter(
-            "treaty_provenance_checks", "Provider-accepted orders re-verified from the ledger, "
+            names.PROVENANCE_CHECKS, "Provider-accepted orders re-verified from the ledger, "
             "by result: verified, failed (record no longer proves itself), unrecorded, uncovered.",
             ["treaty_id", "result"], registry=registry)
         self._inconsistent = Counter(
-            "aurora_ledger_consistency_failures",
+            names.LEDGER_CONSISTENCY_FAILURES,
             "Signed checkpoints not provably an extension of the previous one.",
             ["treaty_id"], registry=registry)
         for result in ("verified", "failed", "unrecorded", "uncovered"):
@@ -182,7 +183,7 @@ class ProvenanceAuditor:
 
     def collector(self, treaty_id: str) -> CallbackGauge:
         return CallbackGauge(
-            "treaty_provenance_coverage",
+            names.PROVENANCE_COVERAGE,
             "Share of provider-accepted orders in the provenance window whose ledger record "
             "re-verifies (signatures, leaf hash, inclusion under a signed checkpoint).",
             treaty_id, self.coverage)

@@ -4,7 +4,5 @@ Modules: ``config`` (config/incidents.json: SEVs, SLAs, alert → SEV mapping), 
 (the state machine, pure), ``webhook`` (payload validation, pure), ``report`` (pure),
 ``metrics``, ``store`` (SQLite index of the ledger's ``incident`` entries), ``app`` and
 ``server`` (the receiver on :9111), ``cli`` (``aurora incident``), ``alertmanager``
-(rendered config, command line), ``drill`` (the alert validation drill and drill plans),
-``drillfaults`` (which ``aurora chaos`` fault drives which alert, pure) and ``drillwindow``
-(which running drill owns a new incident, pure).
+(rendered config, command line). The alert validation drills are in :mod:`aurora.drills`.
 """

@@ -25,6 +25,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from aurora import metricnames as names
 from aurora.incidents.config import SEVS
 from aurora.incidents.model import Incident
 
@@ -38,15 +39,15 @@ class IncidentCollector(Collector):
         self.incidents = incidents
 
     def collect(self) -> Iterator[Metric]:
-        open_ = GaugeMetricFamily("aurora_incidents_open", "Incidents not yet resolved.",
+        open_ = GaugeMetricFamily(names.INCIDENTS_OPEN, "Incidents not yet resolved.",
                                   labels=["sev"])
-        opened = CounterMetricFamily("aurora_incidents_opened", "Incidents opened by alerts.",
+        opened = CounterMetricFamily(names.INCIDENTS_OPENED, "Incidents opened by alerts.",
                                      labels=["sev"])
         breached = CounterMetricFamily(
-            "aurora_incidents_sla_breached",
+            names.INCIDENTS_SLA_BREACHED,
             "Incidents not acknowledged within their SEV's response SLA.", labels=["sev"])
         response = HistogramMetricFamily(
-            "aurora_incident_response_seconds",
+            names.INCIDENT_RESPONSE_SECONDS,
             "First acknowledgement minus opening, per incident (drills excluded).",
             labels=["sev"])
         for sev in SEVS:
@@ -76,7 +77,7 @@ class WebhookCounts(Collector):
         self.counts[outcome] += 1
 
     def collect(self) -> Iterator[Metric]:
-        family = CounterMetricFamily("aurora_incident_webhooks",
+        family = CounterMetricFamily(names.INCIDENT_WEBHOOKS,
                                      "Webhook notifications received.", labels=["outcome"])
         for outcome, count in self.counts.items():
             family.add_metric([outcome], count)

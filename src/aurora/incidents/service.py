@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from aurora.drills import window as drillwindow
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
-from aurora.incidents import drillwindow
 from aurora.incidents.config import IncidentsConfig, load_incidents_config
 from aurora.incidents.index import (
     LEDGER_KIND,

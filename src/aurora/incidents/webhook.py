@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from aurora.canonical import StrictJSONError, parse_strict
+from aurora.errors import AuroraError
 from aurora.incidents.model import AlertFacts
 from aurora.validation import first_error
 from aurora.wire import parse_rfc3339
@@ -44,7 +45,7 @@ _ZERO_TIME_PREFIX = "0001-01-01T00:00:00"
 LabelSet = dict[Annotated[str, StringConstraints(min_length=1)], str]
 
 
-class WebhookError(ValueError):
+class WebhookError(AuroraError, ValueError):
     def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(f"{error}: {detail}")
         self.status = status

@@ -1,6 +1,7 @@
-"""`aurora ledger ...` (and `./ops/bin/remembrancer ...`): the Remembrancer's commands.
+"""`aurora ledger ...` (and `./ops/bin/remembrancer ...`): the Remembrancer's commands, and
+`aurora rollback` (:mod:`aurora.ledger.rollback`).
 
-Bad input and bad files raise ``AuroraError`` subclasses, which ``aurora.cli.run_app``
+Bad input and bad files raise ``AuroraError`` subclasses, which ``aurora.command.run_app``
 prints as one ``error: ...`` line with a non-zero exit. ``verify-audit`` reports
 tampering itself: ``AUDIT LOG TAMPERED: leaf <i>: <what>`` and exit 1.
 """
@@ -11,13 +12,20 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
 from aurora.cliopts import DURATION, bounded
 from aurora.home import Home
 from aurora.terminal import json_text
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from aurora.ledger.audit import AuditReport
+    from aurora.ledger.errors import TamperedError
+    from aurora.ledger.ledger import Ledger
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -68,8 +76,8 @@ class _ProgressBar:
     """A rich progress bar on stderr, only for large logs on a terminal."""
 
     def __init__(self) -> None:
-        self._progress: Any = None
-        self._task: Any = None
+        self._progress: Progress | Literal[False] | None = None
+        self._task: TaskID | None = None
 
     def __call__(self, done: int, total: int) -> None:
         if self._progress is None:
@@ -84,7 +92,7 @@ class _ProgressBar:
                                       TimeRemainingColumn(), console=console, transient=True)
             self._progress.start()
             self._task = self._progress.add_task("audit", total=total)
-        if self._progress:
+        if self._progress and self._task is not None:
             self._progress.update(self._task, completed=done)
 
     def close(self) -> None:
@@ -117,7 +125,7 @@ def _checkpoint_note(home: Home, db: Path | None, path: Path,
     return None
 
 
-def _audit(db: Path | None, checkpoint: Path | None, vkey: Path | None) -> Any:
+def _audit(db: Path | None, checkpoint: Path | None, vkey: Path | None) -> AuditReport:
     from aurora.ledger.audit import audit
     from aurora.ledger.files import db_path, load_verifier, origin
 
@@ -136,7 +144,7 @@ def _audit(db: Path | None, checkpoint: Path | None, vkey: Path | None) -> Any:
         bar.close()
 
 
-def _report_audit(report: Any, as_json: bool) -> None:
+def _report_audit(report: AuditReport, as_json: bool) -> None:
     if as_json:
         _emit(report.to_json())
         return
@@ -149,7 +157,7 @@ def _report_audit(report: Any, as_json: bool) -> None:
         print(f"warning: {warning}")
 
 
-def _tampered(exc: Any, as_json: bool) -> NoReturn:
+def _tampered(exc: TamperedError, as_json: bool) -> NoReturn:
     if as_json:
         _emit({"ok": False, "tampered": True, "first_bad_index": exc.index, "problem": exc.what})
     else:
@@ -210,7 +218,7 @@ def integrity(
         _report_audit(report, False)
 
 
-def _open_readonly(db: Path | None) -> Any:
+def _open_readonly(db: Path | None) -> Ledger:
     from aurora.ledger.ledger import Ledger
 
     return Ledger.open(Home.discover(), db=db, readonly=True)
@@ -442,3 +450,28 @@ def restore(
         print(f"kept previous: {path}")
     for warning in info.warnings:
         print(f"warning: {warning}")
+
+
+def register(root: typer.Typer) -> None:
+    @root.command()
+    def rollback(
+        yes: bool = typer.Option(False, "--yes", "-y", help="Do it without asking."),
+        dry_run: bool = typer.Option(False, "--dry-run",
+                                     help="Only say which backup would be restored."),
+    ) -> None:
+        """Emergency rollback: stop the services, restore the ledger from the newest backup
+        that verifies (the current database is kept aside), keep ledger-latest on it."""
+        from aurora.errors import AuroraError
+        from aurora.ledger.rollback import emergency_rollback
+
+        home = Home.discover()
+        if not dry_run and not yes:
+            if not sys.stdin.isatty():
+                raise AuroraError("aurora rollback stops the stack and restores the ledger: "
+                                  "pass --yes", exit_code=2)
+            typer.confirm("Stop the stack and restore the ledger from the newest verified "
+                          "backup?", abort=True)
+        emergency_rollback(home, dry_run=dry_run)
+        if not dry_run:
+            print("rolled back; verify with `./ops/bin/remembrancer verify-audit`, then "
+                  "`make up`")

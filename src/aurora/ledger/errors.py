@@ -2,7 +2,7 @@
 
 Every failure an operator can cause or meet (bad input, a bad file, a key that
 does not match, a tampered log) is one of these, with a message fit to print
-as one line. ``aurora.cli.run_app`` prints ``error: <message>`` and exits with
+as one line. ``aurora.command.run_app`` prints ``error: <message>`` and exits with
 ``exit_code``; ``verify-audit`` reports ``TamperedError`` itself.
 """
 

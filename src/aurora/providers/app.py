@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aurora import metricnames as names
 from aurora.canonical import StrictJSONError, parse_strict
 from aurora.config import Scenario
 from aurora.httpbody import BodyTooLarge, read_body
@@ -47,15 +48,15 @@ DELAY_BUCKETS_MS: Final = (0.0, 1, 5, 10, 25, 50, 75, 100, 125, 150, 175, 200, 2
                            300, 350, 400, 500, 750, 1000, 2000, 5000)
 
 _GAUGES: Final[tuple[tuple[str, str, Callable[[ProviderView], float]], ...]] = (
-    ("provider_active", "1 while the provider takes orders, 0 during an outage",
+    (names.PROVIDER_ACTIVE, "1 while the provider takes orders, 0 during an outage",
      lambda v: 1.0 if v.effective.active else 0.0),
-    ("provider_capacity_gpu_hours", "GPU-hours left in the provider's capacity pool",
+    (names.PROVIDER_CAPACITY, "GPU-hours left in the provider's capacity pool",
      lambda v: v.capacity_gpu_hours),
-    ("provider_latency_ms", "Current median answer delay (ms), latency spikes applied",
+    (names.PROVIDER_LATENCY, "Current median answer delay (ms), latency spikes applied",
      lambda v: v.effective.latency_ms),
-    ("provider_price_usd", "Current USD price per GPU-hour, price spikes applied",
+    (names.PROVIDER_PRICE, "Current USD price per GPU-hour, price spikes applied",
      lambda v: v.effective.price_usd_per_gpu_hour),
-    ("provider_reputation", "Current provider reputation (0-100)",
+    (names.PROVIDER_REPUTATION, "Current provider reputation (0-100)",
      lambda v: v.effective.reputation),
 )
 
@@ -87,9 +88,9 @@ class ProviderMetrics:
     def __init__(self, network: Network, clock: Clock) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(_NetworkCollector(network, clock))
-        orders = Counter("provider_orders", "Orders answered, by outcome",
+        orders = Counter(names.PROVIDER_ORDERS, "Orders answered, by outcome",
                          ["provider", "outcome"], registry=self.registry)
-        delay = Histogram("provider_delay_ms", "Answer delay drawn per order (ms)",
+        delay = Histogram(names.PROVIDER_DELAY_MS, "Answer delay drawn per order (ms)",
                           ["provider"], buckets=DELAY_BUCKETS_MS, registry=self.registry)
         # Children made up front: every series exists from the first scrape (rate()
         # needs the zero), and the hot path does a dict lookup, not a label lookup.

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from aurora.config import Scenario
 from aurora.durations import parse_duration
+from aurora.errors import AuroraError
 from aurora.wire import rfc3339_at
 
 EVENT_TYPES: Final = (
@@ -44,7 +45,7 @@ MAX_FACTOR: Final = 1000.0
 _REQUEST_FIELDS: Final = frozenset({"type", "provider", "for", "at", "factor", "value", "mode"})
 
 
-class EventError(ValueError):
+class EventError(AuroraError, ValueError):
     """A fault event is malformed; the message says which field and why."""
 
 

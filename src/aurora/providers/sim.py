@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from aurora.config import ProviderConfig, ProvidersFile, Scenario
+from aurora.errors import AuroraError
 from aurora.keys import Ed25519PrivateKey
 from aurora.providers.scenarios import (
     EventBook,
@@ -40,7 +41,7 @@ Outcome = Literal["acked", "refused", "capacity", "outage", "bad_ack"]
 OUTCOMES: Final[tuple[Outcome, ...]] = ("acked", "refused", "capacity", "outage", "bad_ack")
 
 
-class UnknownProviderError(LookupError):
+class UnknownProviderError(AuroraError, LookupError):
     """No provider with this id in the network."""
 
 
@@ -213,7 +214,7 @@ class Network:
         try:
             return self.providers[provider_id]
         except KeyError:
-            raise UnknownProviderError(provider_id) from None
+            raise UnknownProviderError(f"no provider {provider_id!r}") from None
 
     def effective(self, provider_id: str, now: float) -> Effective:
         return effective_values(self.provider(provider_id), self.events.of(provider_id), now,

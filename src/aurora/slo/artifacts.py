@@ -126,7 +126,7 @@ def burn_threshold(budget: BudgetSLO, window: BurnWindow) -> tuple[str, bool]:
     An error ratio cannot exceed 1: with a large budget (fill: 15 %) a factor times the
     budget may; then the alert asks for every event in both windows to be bad.
     """
-    error_budget = round(1 - budget.objective, 6)
+    error_budget = budget.error_budget
     if window.factor * error_budget >= 1:
         return "1", True
     return f"({_number(window.factor)} * {_number(error_budget)})", False
@@ -144,7 +144,7 @@ def _burn_alert(budget: BudgetSLO, window: BurnWindow) -> dict[str, Any]:
              f">= {MIN_EVENTS_IN_LONG_WINDOW}")
     expr = (f"(\n  {long_ratio} {op} {threshold}\n  and on (treaty_id)\n"
             f"  {short_ratio} {op} {threshold}\n)\nand on (treaty_id)\n{guard}")
-    error_budget = round(1 - budget.objective, 6)
+    error_budget = budget.error_budget
     burn = 1 / error_budget if capped else window.factor
     spent = burn * parse_duration(window.long) / parse_duration(SLO_PERIOD)
     how = (f"every event bad ({_number(window.factor)}x exceeds the largest possible burn "
@@ -317,6 +317,16 @@ def _row(layout: _Layout, title: str) -> dict[str, Any]:
     return row
 
 
+def _ratio(value: float) -> str:
+    """A ratio as the seed writes them: two decimals at least (0.80, 0.975)."""
+    return f"{value:.2f}" if round(value, 2) == value else repr(value)
+
+
+def _target(objective_key: str) -> str:
+    objective = OBJECTIVE[objective_key]
+    return _ratio(objective.target) if objective.unit == "ratio" else _number(objective.target)
+
+
 def _alert_threshold(slo: BudgetKey) -> float:
     return next(a.threshold for a in SEED_ALERTS if a.slo == slo)
 
@@ -346,22 +356,26 @@ def dashboard_panels() -> list[dict[str, Any]]:
             (q.FILL_P95_RECORD, "{{treaty_id}} p95, seed's literal reading (1h)"),
         ], width=12, height=8, unit="percentunit", minmax=(0, 1),
             steps=_steps("fill_rate_p95", fill_alert),
-            description="SLO: p50 >= 0.85 and the level met in 95 % of windows >= 0.80; "
-                        "alert below 0.75 for 15 m."),
+            description=f"SLO: p50 >= {_target('fill_rate_p50')} and the level met in 95 % of "
+                        f"windows >= {_target('fill_rate_p95')}; alert below "
+                        f"{_ratio(fill_alert)} for 15 m."),
         _panel(lay, "timeseries", "Order RTT", [
             (q.RTT_P50_RECORD, "{{treaty_id}} p50"), (q.RTT_P95_RECORD, "{{treaty_id}} p95"),
         ], width=12, height=8, unit="ms", steps=_steps("rtt_p95", rtt_alert),
-            description="SLO: p50 <= 280 ms, p95 <= 350 ms; alert p95 > 400 ms for 15 m."),
+            description=f"SLO: p50 <= {_target('rtt_p50')} ms, p95 <= {_target('rtt_p95')} ms; "
+                        f"alert p95 > {_number(rtt_alert)} ms for 15 m."),
         _panel(lay, "timeseries", "Provenance coverage", [(q.PROVENANCE_NOW, "{{treaty_id}}")],
                width=12, height=8, unit="percentunit", minmax=(0, 1),
                steps=_steps("provenance", prov_alert),
-               description="SLO >= 0.95; alert below 0.90 for 5 m."),
+               description=f"SLO >= {_target('provenance')}; alert below "
+                           f"{_ratio(prov_alert)} for 5 m."),
         _panel(lay, "timeseries", "Policy decision latency p99",
                [(q.POLICY_P99_RECORD, "{{treaty_id}}")], width=12, height=8, unit="ms",
                steps=_steps("policy_p99", policy_alert),
-               description="SLO: p99 <= 25 ms; alert above 50 ms for 5 m."),
+               description=f"SLO: p99 <= {_target('policy_p99')} ms; alert above "
+                           f"{_number(policy_alert)} ms for 5 m."),
         _panel(lay, "timeseries", "Error-budget burn rate (1h)", [
-            (f"{q.error_ratio_record(b.key, '1h')} / {_number(round(1 - b.objective, 6))}",
+            (f"{q.error_ratio_record(b.key, '1h')} / {_number(b.error_budget)}",
              f"{{{{treaty_id}}}} {b.key}") for b in BUDGETS
         ], width=24, height=8, unit="suffix:×",
             steps=[("green", None), ("orange", min(w.factor for w in BURN_WINDOWS)),

@@ -1,8 +1,15 @@
 """The SLOs, their objectives, alert thresholds and burn-rate policy, defined once.
 
-Numbers here are the seed's targets ("SLO Targets", "Alert if", "Success Criteria") and the
-burn-rate policy of issue 4; the rule files, the Grafana files, the reporter and the docs
-all derive from them (``python -m aurora.slo.artifacts --write``).
+The treaty governs the SLOs: its ``slo.bridge_rtt_ms`` is the RTT p95 objective (and the
+"good" bound of the RTT error budget), its ``kpi_targets.fill_rate`` and
+``kpi_targets.provenance_coverage`` are the fill p50 and provenance objectives and their
+error budgets. They are read from the treaty of the home this process serves
+(``templates/aurora-treaty-akash.json``, :func:`aurora.treaty.load_treaty`) when this module
+is imported; :func:`objectives`, :func:`budgets` and :func:`seed_alerts` build the same values
+for any treaty. The other numbers are the seed's ("SLO Targets", "Alert if", "Success
+Criteria": the alert thresholds stay as the seed wrote them) and the burn-rate policy of
+issue 4. The rule files, the Grafana files, the reporter and the soak's checks derive from
+them (``python -m aurora.slo.artifacts --write``).
 """
 
 from __future__ import annotations
@@ -10,11 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from aurora.errors import ConfigError
+from aurora.home import Home
+from aurora.metricnames import RTT_BUCKETS_MS
+from aurora.treaty import Treaty, load_treaty
+
 Comparison = Literal[">=", "<="]
 Severity = Literal["critical", "warning"]
 BudgetKey = Literal["fill", "rtt", "policy", "provenance"]
 
-DEFAULT_TREATY_ID = "AURORA-AKASH-001"
 DATASOURCE_UID = "aurora-prometheus"
 RUNBOOK = "docs/RUNBOOK.md"
 
@@ -30,16 +41,37 @@ class Objective:
     unit: Literal["ratio", "ms"]
 
 
-# The seed's "Success Criteria / Technical" (fill p50 is there, not in the SLO table).
-OBJECTIVES: tuple[Objective, ...] = (
-    Objective("fill_rate_p50", "Fill rate p50", ">=", 0.85, "ratio"),
-    Objective("fill_rate_p95", "Fill rate p95 (level met in 95 % of windows)", ">=", 0.80, "ratio"),
-    Objective("rtt_p50", "RTT p50", "<=", 280.0, "ms"),
-    Objective("rtt_p95", "RTT p95", "<=", 350.0, "ms"),
-    Objective("provenance", "Provenance coverage", ">=", 0.95, "ratio"),
-    Objective("policy_p99", "Policy decision p99", "<=", 25.0, "ms"),
-)
-OBJECTIVE = {o.key: o for o in OBJECTIVES}
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _percent(ratio: float) -> str:
+    return f"{_number(round(ratio * 100, 4))} %"
+
+
+def rtt_good_ms(treaty: Treaty) -> float:
+    """The treaty's RTT objective, which must be a bucket bound of the bridge's histogram
+    (the RTT error budget counts the orders in that bucket as good)."""
+    bound = treaty.slo.bridge_rtt_ms
+    if bound not in RTT_BUCKETS_MS:
+        raise ConfigError(f"treaty slo.bridge_rtt_ms {_number(bound)} is not a bucket bound of "
+                          f"treaty_rtt_ms ({', '.join(map(str, RTT_BUCKETS_MS))})")
+    return float(bound)
+
+
+def objectives(treaty: Treaty) -> tuple[Objective, ...]:
+    """The seed's "Success Criteria / Technical" (fill p50 is there, not in the SLO table),
+    with the treaty's RTT, fill and provenance targets."""
+    kpi = treaty.kpi_targets
+    return (
+        Objective("fill_rate_p50", "Fill rate p50", ">=", kpi.fill_rate, "ratio"),
+        Objective("fill_rate_p95", "Fill rate p95 (level met in 95 % of windows)", ">=", 0.80,
+                  "ratio"),
+        Objective("rtt_p50", "RTT p50", "<=", 280.0, "ms"),
+        Objective("rtt_p95", "RTT p95", "<=", rtt_good_ms(treaty), "ms"),
+        Objective("provenance", "Provenance coverage", ">=", kpi.provenance_coverage, "ratio"),
+        Objective("policy_p99", "Policy decision p99", "<=", 25.0, "ms"),
+    )
 
 
 @dataclass(frozen=True)
@@ -57,27 +89,34 @@ class BudgetSLO:
     alert: str  # name of the burn-rate alert
     anchor_slo: str  # the OBJECTIVES entry this budget protects
 
+    @property
+    def error_budget(self) -> float:
+        """The share of bad events the SLO allows."""
+        return round(1 - self.objective, 6)
 
-BUDGETS: tuple[BudgetSLO, ...] = (
-    # The treaty's fill target (kpi_targets.fill_rate, the seed's p50 0.85) as an event SLI.
-    BudgetSLO("fill", "Fill rate", 0.85, "filled orders", "admitted orders (filled + dropped)",
-              "TreatyFillBudgetBurn", "fill_rate_p50"),
-    # "RTT p95 <= 350 ms" is "95 % of orders get their ACK within 350 ms".
-    BudgetSLO("rtt", "RTT", 0.95, "orders with RTT <= 350 ms", "orders with an ACK",
-              "TreatyRttBudgetBurn", "rtt_p95"),
-    # "policy p99 <= 25 ms" is "99 % of decisions take at most 25 ms".
-    BudgetSLO("policy", "Policy latency", 0.99, "decisions <= 25 ms", "policy decisions",
-              "PolicyLatencyBudgetBurn", "policy_p99"),
-    # The coverage gauge already is good/total (re-verified / accepted orders); its average
-    # over a window is the SLI.
-    BudgetSLO("provenance", "Provenance", 0.95, "orders whose ledger record re-verifies",
-              "provider-accepted orders", "TreatyProvenanceBudgetBurn", "provenance"),
-)
-BUDGET = {b.key: b for b in BUDGETS}
 
-# Bucket bounds the event SLIs count as "good" (they must be bucket bounds of the histograms).
-RTT_GOOD_MS = 350.0
+# Bucket bound the policy SLI counts as "good" (a bucket bound of policy_decision_ms).
 POLICY_GOOD_MS = 25.0
+
+
+def budgets(treaty: Treaty) -> tuple[BudgetSLO, ...]:
+    kpi, rtt = treaty.kpi_targets, _number(rtt_good_ms(treaty))
+    return (
+        # The treaty's fill target (kpi_targets.fill_rate, the seed's p50) as an event SLI.
+        BudgetSLO("fill", "Fill rate", kpi.fill_rate, "filled orders",
+                  "admitted orders (filled + dropped)", "TreatyFillBudgetBurn", "fill_rate_p50"),
+        # "RTT p95 <= 350 ms" is "95 % of orders get their ACK within 350 ms".
+        BudgetSLO("rtt", "RTT", 0.95, f"orders with RTT <= {rtt} ms", "orders with an ACK",
+                  "TreatyRttBudgetBurn", "rtt_p95"),
+        # "policy p99 <= 25 ms" is "99 % of decisions take at most 25 ms".
+        BudgetSLO("policy", "Policy latency", 0.99, f"decisions <= {_number(POLICY_GOOD_MS)} ms",
+                  "policy decisions", "PolicyLatencyBudgetBurn", "policy_p99"),
+        # The coverage gauge already is good/total (re-verified / accepted orders); its
+        # average over a window is the SLI.
+        BudgetSLO("provenance", "Provenance", kpi.provenance_coverage,
+                  "orders whose ledger record re-verifies", "provider-accepted orders",
+                  "TreatyProvenanceBudgetBurn", "provenance"),
+    )
 
 
 @dataclass(frozen=True)
@@ -128,28 +167,45 @@ class ThresholdAlert:
 
 
 
-SEED_ALERTS: tuple[ThresholdAlert, ...] = (
-    ThresholdAlert("TreatyFillRateLow", "fill", "<", 0.75, "15m", "critical",
-                   "Fill rate below 0.75 for 15 minutes on {{ $labels.treaty_id }}",
-                   "treaty_fill_rate is {{ $value | humanizePercentage }} (alert below 75 %, "
-                   "SLO p50 >= 85 %): admitted orders are being dropped."),
-    ThresholdAlert("TreatyRttP95High", "rtt", ">", 400.0, "15m", "warning",
-                   "RTT p95 above 400 ms for 15 minutes on {{ $labels.treaty_id }}",
-                   "p95 order-to-ACK round trip over 5m is {{ $value | printf \"%.0f\" }} ms "
-                   "(alert above 400 ms, SLO <= 350 ms)."),
-    ThresholdAlert("TreatyProvenanceLow", "provenance", "<", 0.90, "5m", "critical",
-                   "Provenance coverage below 0.90 for 5 minutes on {{ $labels.treaty_id }}",
-                   "treaty_provenance_coverage is {{ $value | humanizePercentage }} (alert below "
-                   "90 %, SLO >= 95 %): accepted orders whose ledger record does not re-verify."),
-    ThresholdAlert("PolicyLatencyP99High", "policy", ">", 50.0, "5m", "warning",
-                   "Policy decision p99 above 50 ms for 5 minutes on {{ $labels.treaty_id }}",
-                   "p99 vault-law decision time over 5m is {{ $value | printf \"%.1f\" }} ms "
-                   "(alert above 50 ms, SLO <= 25 ms)."),
-)
+def seed_alerts(treaty: Treaty) -> tuple[ThresholdAlert, ...]:
+    """The seed's four alerts: its thresholds, the treaty's objectives in their text."""
+    target = {o.key: o.target for o in objectives(treaty)}
+    fill, rtt, prov = target["fill_rate_p50"], target["rtt_p95"], target["provenance"]
+    return (
+        ThresholdAlert("TreatyFillRateLow", "fill", "<", 0.75, "15m", "critical",
+                       "Fill rate below 0.75 for 15 minutes on {{ $labels.treaty_id }}",
+                       "treaty_fill_rate is {{ $value | humanizePercentage }} (alert below 75 %, "
+                       f"SLO p50 >= {_percent(fill)}): admitted orders are being dropped."),
+        ThresholdAlert("TreatyRttP95High", "rtt", ">", 400.0, "15m", "warning",
+                       "RTT p95 above 400 ms for 15 minutes on {{ $labels.treaty_id }}",
+                       "p95 order-to-ACK round trip over 5m is {{ $value | printf \"%.0f\" }} "
+                       f"ms (alert above 400 ms, SLO <= {_number(rtt)} ms)."),
+        ThresholdAlert("TreatyProvenanceLow", "provenance", "<", 0.90, "5m", "critical",
+                       "Provenance coverage below 0.90 for 5 minutes on {{ $labels.treaty_id }}",
+                       "treaty_provenance_coverage is {{ $value | humanizePercentage }} (alert "
+                       f"below 90 %, SLO >= {_percent(prov)}): accepted orders whose ledger "
+                       "record does not re-verify."),
+        ThresholdAlert("PolicyLatencyP99High", "policy", ">", 50.0, "5m", "warning",
+                       "Policy decision p99 above 50 ms for 5 minutes on {{ $labels.treaty_id }}",
+                       "p99 vault-law decision time over 5m is {{ $value | printf \"%.1f\" }} "
+                       "ms (alert above 50 ms, SLO <= 25 ms)."),
+    )
+
 
 # How far back the tampering and SLA-breach alerts look for a new failure: a counter that
 # went up in this window keeps the alert firing for that long after the event.
 EVENT_WINDOW = "10m"
+
+# The treaty this process serves, and the SLOs it sets.
+TREATY: Treaty = load_treaty(Home.discover())
+DEFAULT_TREATY_ID = TREATY.treaty_id
+OBJECTIVES: tuple[Objective, ...] = objectives(TREATY)
+OBJECTIVE = {o.key: o for o in OBJECTIVES}
+BUDGETS: tuple[BudgetSLO, ...] = budgets(TREATY)
+BUDGET = {b.key: b for b in BUDGETS}
+# Bucket bound the RTT SLI counts as "good".
+RTT_GOOD_MS = rtt_good_ms(TREATY)
+SEED_ALERTS: tuple[ThresholdAlert, ...] = seed_alerts(TREATY)
 
 # Beyond the seed: the record at risk (SEV1 in config/incidents.json) and incident response
 # itself failing (an unacknowledged incident past its SLA, issue 6's breach metric).
@@ -158,7 +214,8 @@ INTEGRITY_ALERTS: tuple[ThresholdAlert, ...] = (
                    "Provenance coverage below 0.80 for 5 minutes on {{ $labels.treaty_id }}",
                    "treaty_provenance_coverage is {{ $value | humanizePercentage }}: more than "
                    "one accepted order in five has no ledger record that re-verifies (SEV1, "
-                   "below the 0.90 alert and the 0.95 SLO)."),
+                   f"below the 0.90 alert and the {_number(OBJECTIVE['provenance'].target)} "
+                   "SLO)."),
     ThresholdAlert("AuroraLedgerTampering", "ledger", ">", 0.0, None, "critical",
                    "Ledger records fail to re-verify on {{ $labels.treaty_id }}",
                    "{{ $value | printf \"%.0f\" }} order record(s) failed re-verification "

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from aurora.cliopts import DURATION, TIME
+from aurora.command import run_app
 from aurora.errors import AuroraError
 
 app = typer.Typer(no_args_is_help=True)
@@ -85,8 +86,6 @@ reporter_app.command()(report)
 
 def reporter_main(argv: list[str] | None = None) -> None:
     """Entry point of scripts/canary-slo-reporter.py."""
-    from aurora.cli import run_app
-
     run_app(reporter_app, argv, prog="canary-slo-reporter.py")
 
 

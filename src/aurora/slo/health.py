@@ -16,16 +16,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.table import Table
 
+from aurora import metricnames as names
 from aurora.config import StackConfig, load_stack
 from aurora.durations import format_duration
 from aurora.errors import AuroraError
 from aurora.home import Home
+from aurora.slo import queries as q
 from aurora.slo.catalog import RPO_SECONDS, THRESHOLD_ALERTS
+
+if TYPE_CHECKING:
+    from aurora.slo.prometheus import PrometheusClient
 
 HTTP_TIMEOUT_S = 3.0
 BACKUP_MAX_AGE_IDLE_S = 24 * 3600  # no backup loop running: one backup a day (the seed's)
@@ -46,7 +51,7 @@ class CheckResult:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
-class CheckFailed(Exception):
+class CheckFailed(AuroraError):
     """Raised inside a check: the check fails with this message."""
 
 
@@ -89,14 +94,14 @@ def _metrics(ctx: Context, url: str, prefix: str) -> str:
 
 
 def check_treaty_metrics(ctx: Context) -> str:
-    return _metrics(ctx, ctx.stack.metrics_url, "treaty_")
+    return _metrics(ctx, ctx.stack.metrics_url, names.TREATY_PREFIX)
 
 
 def check_provider_metrics(ctx: Context) -> str:
-    return _metrics(ctx, f"{ctx.stack.providers_url}/metrics", "provider_")
+    return _metrics(ctx, f"{ctx.stack.providers_url}/metrics", names.PROVIDER_PREFIX)
 
 
-def _prometheus(ctx: Context) -> Any:
+def _prometheus(ctx: Context) -> PrometheusClient:
     from aurora.slo.prometheus import PrometheusClient
 
     return PrometheusClient(ctx.stack.prometheus_url, timeout=HTTP_TIMEOUT_S)
@@ -269,19 +274,23 @@ def check_clock(ctx: Context) -> str:
     notes = []
     newest = _newest_ledger_time(ctx.home)
     if newest is not None:
-        if (newest - now).total_seconds() > MAX_CLOCK_SKEW_S:
+        # against the clock now, not ctx.now: the checks before this one take seconds on a
+        # busy machine, while the running bridge keeps appending
+        if (newest - datetime.now(UTC)).total_seconds() > MAX_CLOCK_SKEW_S:
             raise CheckFailed(f"the ledger's newest entry ({newest:%Y-%m-%dT%H:%M:%SZ}) is in "
                               "the future: the clock went back")
         notes.append("after the ledger's newest entry")
     try:
         with _prometheus(ctx) as prom:
-            samples = prom.query("time()")
+            samples = prom.query(q.PROMETHEUS_TIME)
+    except AuroraError:
+        notes.append("Prometheus unreachable for comparison")
+    else:
+        # outside the try: CheckFailed is an AuroraError too, and must not read as unreachable
         skew = abs((samples[0].value or 0.0) - time.time())
         if skew > MAX_CLOCK_SKEW_S:
             raise CheckFailed(f"{skew:.1f} s apart from Prometheus' clock")
         notes.append(f"{skew:.1f} s from Prometheus")
-    except AuroraError:
-        notes.append("Prometheus unreachable for comparison")
     return f"{now:%Y-%m-%dT%H:%M:%SZ} UTC; " + ", ".join(notes)
 
 

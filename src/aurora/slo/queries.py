@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 
+from aurora import metricnames as n
 from aurora.slo.catalog import (
     EVENT_WINDOW,
     NO_TRAFFIC_WINDOW,
@@ -27,13 +28,20 @@ from aurora.slo.math import quantile_for
 
 # --- the seed's queries, verbatim ----------------------------------------------------------
 
-SEED_FILL_RATE = "treaty_fill_rate"
-SEED_FILL_RATE_TREATY = 'treaty_fill_rate{treaty_id="AURORA-AKASH-001"}'
-SEED_DROPPED_RATE = "rate(treaty_dropped_requests_total[5m])"
-SEED_FILL_P95 = "histogram_quantile(0.95, treaty_fill_rate_bucket)"
-SEED_RTT_P95 = "histogram_quantile(0.95, treaty_rtt_ms_bucket)"
-SEED_PROVENANCE = "treaty_provenance_coverage"
-SEED_POLICY_P99 = "histogram_quantile(0.99, policy_decision_ms_bucket)"
+SEED_FILL_RATE = n.FILL_RATE
+
+
+def seed_fill_rate(treaty_id: str) -> str:
+    """The seed's ``treaty_fill_rate{treaty_id="AURORA-AKASH-001"}`` for any treaty."""
+    return f'{n.FILL_RATE}{{treaty_id="{treaty_id}"}}'
+
+
+SEED_FILL_RATE_TREATY = seed_fill_rate("AURORA-AKASH-001")
+SEED_DROPPED_RATE = f"rate({n.total(n.DROPPED_REQUESTS)}[5m])"
+SEED_FILL_P95 = f"histogram_quantile(0.95, {n.bucket(n.FILL_RATE)})"
+SEED_RTT_P95 = f"histogram_quantile(0.95, {n.bucket(n.RTT_MS)})"
+SEED_PROVENANCE = n.PROVENANCE_COVERAGE
+SEED_POLICY_P99 = f"histogram_quantile(0.99, {n.bucket(n.POLICY_DECISION_MS)})"
 
 SEED_QUERIES: dict[str, str] = {
     "fill_rate": SEED_FILL_RATE,
@@ -83,6 +91,8 @@ def selector(metric: str, *matchers: str, treaty_id: str | None = None) -> str:
     return f"{metric}{{{','.join(parts)}}}" if parts else metric
 
 
+REQUESTS_TOTAL = n.total(n.REQUESTS)
+DROPPED_TOTAL = n.total(n.DROPPED_REQUESTS)
 ADMITTED = 'outcome=~"filled|dropped"'  # orders the gateway itself answers for
 FILLED = 'outcome="filled"'
 DROPPED = 'outcome="dropped"'
@@ -95,7 +105,7 @@ def quantile(q: float, histogram: str, window: str, treaty_id: str | None = None
 
     ``rate`` and ``increase`` give the same quantile; ``rate`` matches the recording rules.
     """
-    series = selector(f"{histogram}_bucket", treaty_id=treaty_id)
+    series = selector(n.bucket(histogram), treaty_id=treaty_id)
     return f"histogram_quantile({q}, sum by (le, treaty_id) (rate({series}[{window}])))"
 
 
@@ -107,29 +117,29 @@ FILL_STRICT_Q = quantile_for(95, higher_is_better=True)
 
 
 def fill_p50(window: str = FILL_RATE_WINDOW, treaty_id: str | None = None) -> str:
-    return quantile(0.5, "treaty_fill_rate", window, treaty_id)
+    return quantile(0.5, n.FILL_RATE, window, treaty_id)
 
 
 def fill_p95_literal(window: str = FILL_RATE_WINDOW, treaty_id: str | None = None) -> str:
-    return quantile(0.95, "treaty_fill_rate", window, treaty_id)
+    return quantile(0.95, n.FILL_RATE, window, treaty_id)
 
 
 def fill_p95_strict(window: str = FILL_RATE_WINDOW, treaty_id: str | None = None) -> str:
-    return quantile(FILL_STRICT_Q, "treaty_fill_rate", window, treaty_id)
+    return quantile(FILL_STRICT_Q, n.FILL_RATE, window, treaty_id)
 
 
 def rtt_quantile(q: float, window: str = LATENCY_WINDOW, treaty_id: str | None = None) -> str:
-    return quantile(q, "treaty_rtt_ms", window, treaty_id)
+    return quantile(q, n.RTT_MS, window, treaty_id)
 
 
 def policy_p99(window: str = LATENCY_WINDOW, treaty_id: str | None = None) -> str:
-    return quantile(0.99, "policy_decision_ms", window, treaty_id)
+    return quantile(0.99, n.POLICY_DECISION_MS, window, treaty_id)
 
 
 # --- the seed's four alert conditions, without their thresholds (Grafana needs them apart) ---
 
-FILL_RATE_NOW = "min by (treaty_id) (treaty_fill_rate)"
-PROVENANCE_NOW = "min by (treaty_id) (treaty_provenance_coverage)"
+FILL_RATE_NOW = f"min by (treaty_id) ({n.FILL_RATE})"
+PROVENANCE_NOW = f"min by (treaty_id) ({n.PROVENANCE_COVERAGE})"
 SEED_ALERT_SIGNALS: dict[BudgetKey, str] = {
     "fill": FILL_RATE_NOW,
     "rtt": rtt_quantile(0.95),
@@ -142,13 +152,14 @@ SEED_ALERT_SIGNALS: dict[BudgetKey, str] = {
 # The two increases have different label sets, so `or` keeps both and max takes the larger.
 LEDGER_TAMPERING = (
     "max by (treaty_id) (\n"
-    f'  increase(treaty_provenance_checks_total{{result="failed"}}[{EVENT_WINDOW}])\n'
+    f'  increase({n.total(n.PROVENANCE_CHECKS)}{{result="failed"}}[{EVENT_WINDOW}])\n'
     "  or\n"
-    f"  increase(aurora_ledger_consistency_failures_total[{EVENT_WINDOW}])\n"
+    f"  increase({n.total(n.LEDGER_CONSISTENCY_FAILURES)}[{EVENT_WINDOW}])\n"
     ")"
 )
 # Incidents recorded as breached (escalated) by the receiver, per SEV of the incident.
-SLA_BREACHES = f"sum by (sev) (increase(aurora_incidents_sla_breached_total[{EVENT_WINDOW}]))"
+SLA_BREACHES = (f"sum by (sev) (increase({n.total(n.INCIDENTS_SLA_BREACHED)}"
+                f"[{EVENT_WINDOW}]))")
 
 # Every threshold alert's signal, by catalog.ThresholdAlert.signal_key.
 ALERT_SIGNALS: dict[str, str] = {
@@ -167,25 +178,26 @@ def _sum_rate(series: str, window: str, by: str = "treaty_id") -> str:
 def error_ratio(key: BudgetKey, window: str) -> str:
     """Share of bad events of SLI ``key`` over ``window``, per treaty."""
     if key == "fill":
-        admitted = _sum_rate(selector("treaty_requests_total", ADMITTED), window)
-        dropped = _sum_rate(selector("treaty_requests_total", DROPPED), window)
+        admitted = _sum_rate(selector(REQUESTS_TOTAL, ADMITTED), window)
+        dropped = _sum_rate(selector(REQUESTS_TOTAL, DROPPED), window)
         # no "dropped" series before the first drop: count it as zero, not as absent
         return f"(\n  {dropped}\n  or 0 * {admitted}\n)\n/\n{admitted}"
     if key == "provenance":
-        return f"1 - avg by (treaty_id) (avg_over_time(treaty_provenance_coverage[{window}]))"
-    histogram, bound = (("treaty_rtt_ms", RTT_GOOD_MS) if key == "rtt"
-                        else ("policy_decision_ms", POLICY_GOOD_MS))
-    good = _sum_rate(selector(f"{histogram}_bucket", le_matcher(bound)), window)
-    total = _sum_rate(f"{histogram}_count", window)
+        return (f"1 - avg by (treaty_id) (avg_over_time({n.PROVENANCE_COVERAGE}"
+                f"[{window}]))")
+    histogram, bound = ((n.RTT_MS, RTT_GOOD_MS) if key == "rtt"
+                        else (n.POLICY_DECISION_MS, POLICY_GOOD_MS))
+    good = _sum_rate(selector(n.bucket(histogram), le_matcher(bound)), window)
+    total = _sum_rate(n.count(histogram), window)
     return f"1 - (\n  {good}\n  /\n  {total}\n)"
 
 
 def events_rate(key: BudgetKey, window: str) -> str:
     """Events per second of SLI ``key`` over ``window`` (the minimum-traffic guard)."""
     if key in ("fill", "provenance"):
-        return _sum_rate(selector("treaty_requests_total", ADMITTED), window)
-    histogram = "treaty_rtt_ms" if key == "rtt" else "policy_decision_ms"
-    return _sum_rate(f"{histogram}_count", window)
+        return _sum_rate(selector(REQUESTS_TOTAL, ADMITTED), window)
+    histogram = n.RTT_MS if key == "rtt" else n.POLICY_DECISION_MS
+    return _sum_rate(n.count(histogram), window)
 
 
 # --- recording-rule names ----------------------------------------------------------------------
@@ -217,27 +229,28 @@ def events_rate_record(key: BudgetKey, window: str) -> str:
 
 # --- traffic and target health -------------------------------------------------------------
 
-REQUESTS_BY_OUTCOME = "sum by (treaty_id, outcome) (rate(treaty_requests_total[5m]))"
-DROPPED_BY_REASON = "sum by (treaty_id, reason) (rate(treaty_dropped_requests_total[5m]))"
+REQUESTS_BY_OUTCOME = f"sum by (treaty_id, outcome) (rate({REQUESTS_TOTAL}[5m]))"
+DROPPED_BY_REASON = f"sum by (treaty_id, reason) (rate({DROPPED_TOTAL}[5m]))"
 FAILOVERS_BY_PROVIDER = ("sum by (treaty_id, provider, reason) "
-                         "(rate(treaty_failover_events_total[5m]))")
+                         f"(rate({n.total(n.FAILOVER_EVENTS)}[5m]))")
 TARGETS_UP = "up"
+PROMETHEUS_TIME = "time()"  # answers whenever the query engine does
 
 NO_TRAFFIC = (
     'max by (treaty_id) (up{job="aurora-metrics"}) == 1\n'
     "unless on (treaty_id)\n"
-    f"{_sum_rate(selector('treaty_requests_total', ADMITTED), NO_TRAFFIC_WINDOW)} > 0"
+    f"{_sum_rate(selector(REQUESTS_TOTAL, ADMITTED), NO_TRAFFIC_WINDOW)} > 0"
 )
 TARGET_DOWN = 'up{job=~"aurora-metrics|simulator-metrics|aurora-incidents"} == 0'
 
 # --- providers (:9110) ---------------------------------------------------------------------
 
-PROVIDER_ACTIVE = "max by (provider) (provider_active)"
-PROVIDER_LATENCY = "max by (provider) (provider_latency_ms)"
-PROVIDER_CAPACITY = "max by (provider) (provider_capacity_gpu_hours)"
-PROVIDER_PRICE = "max by (provider) (provider_price_usd)"
-PROVIDER_REPUTATION = "max by (provider) (provider_reputation)"
-PROVIDER_ORDERS = "sum by (provider, outcome) (rate(provider_orders_total[5m]))"
+PROVIDER_ACTIVE = f"max by (provider) ({n.PROVIDER_ACTIVE})"
+PROVIDER_LATENCY = f"max by (provider) ({n.PROVIDER_LATENCY})"
+PROVIDER_CAPACITY = f"max by (provider) ({n.PROVIDER_CAPACITY})"
+PROVIDER_PRICE = f"max by (provider) ({n.PROVIDER_PRICE})"
+PROVIDER_REPUTATION = f"max by (provider) ({n.PROVIDER_REPUTATION})"
+PROVIDER_ORDERS = f"sum by (provider, outcome) (rate({n.total(n.PROVIDER_ORDERS)}[5m]))"
 
 # --- the reporter: whole-window values for one treaty ----------------------------------------
 
@@ -247,27 +260,27 @@ def increase_by(series: str, window: str, by: str = "treaty_id") -> str:
 
 
 def requests_by_outcome(window: str, treaty_id: str) -> str:
-    return increase_by(selector("treaty_requests_total", treaty_id=treaty_id), window,
+    return increase_by(selector(REQUESTS_TOTAL, treaty_id=treaty_id), window,
                        "treaty_id, outcome")
 
 
 def drops_by_reason(window: str, treaty_id: str) -> str:
-    return increase_by(selector("treaty_dropped_requests_total", treaty_id=treaty_id), window,
+    return increase_by(selector(DROPPED_TOTAL, treaty_id=treaty_id), window,
                        "treaty_id, reason")
 
 
 def histogram_good(histogram: str, bound: float, window: str, treaty_id: str) -> str:
-    return increase_by(selector(f"{histogram}_bucket", le_matcher(bound), treaty_id=treaty_id),
+    return increase_by(selector(n.bucket(histogram), le_matcher(bound), treaty_id=treaty_id),
                        window)
 
 
 def histogram_count(histogram: str, window: str, treaty_id: str) -> str:
-    return increase_by(selector(f"{histogram}_count", treaty_id=treaty_id), window)
+    return increase_by(selector(n.count(histogram), treaty_id=treaty_id), window)
 
 
 def fill_windows(window: str, treaty_id: str) -> str:
     """How many fill-rate observations (one per ``fill_bucket_every``) the window holds."""
-    return increase_by(selector("treaty_fill_rate_bucket", 'le="+Inf"', treaty_id=treaty_id),
+    return increase_by(selector(n.bucket(n.FILL_RATE), 'le="+Inf"', treaty_id=treaty_id),
                        window)
 
 
@@ -276,3 +289,25 @@ def over_time(function: str, metric: str, window: str, treaty_id: str) -> str:
     aggregate = "sum" if function == "count" else function
     return (f"{aggregate} by (treaty_id) "
             f"({function}_over_time({selector(metric, treaty_id=treaty_id)}[{window}]))")
+
+
+# --- the soak's tasks ----------------------------------------------------------------------
+
+# `curl http://localhost:9109/metrics | grep -E 'treaty_fill_rate|treaty_rtt_ms'`
+SEED_METRICS_GREP = (n.FILL_RATE, n.RTT_MS)
+
+
+def dropped_rate(window: str) -> str:
+    """The seed's anomaly query over another window (the soak's clock)."""
+    return f"rate({DROPPED_TOTAL}[{window}])"
+
+
+def dropped_share(window: str) -> str:
+    """Dropped / admitted orders over ``window``, all treaties together."""
+    return (f"sum(rate({selector(REQUESTS_TOTAL, DROPPED)}[{window}])) / "
+            f"sum(rate({selector(REQUESTS_TOTAL, ADMITTED)}[{window}]))")
+
+
+# the coverage gauge as recorded, for exports and warm-up checks
+PROVENANCE_SERIES = n.PROVENANCE_COVERAGE
+FILL_RATE_SERIES = n.FILL_RATE

@@ -20,6 +20,7 @@ from typing import Any
 
 from rich.table import Table
 
+from aurora import metricnames as names
 from aurora.canonical import canonical_json
 from aurora.durations import parse_duration
 from aurora.errors import AuroraError
@@ -72,16 +73,16 @@ def report_queries(treaty_id: str, window: str) -> dict[str, str]:
         "rtt_p50": q.rtt_quantile(0.5, w, t),
         "rtt_p95": q.rtt_quantile(0.95, w, t),
         "rtt_p95_seed": q.SEED_RTT_P95,
-        "rtt_good": q.histogram_good("treaty_rtt_ms", RTT_GOOD_MS, w, t),
-        "rtt_total": q.histogram_count("treaty_rtt_ms", w, t),
-        "provenance_avg": q.over_time("avg", "treaty_provenance_coverage", w, t),
-        "provenance_min": q.over_time("min", "treaty_provenance_coverage", w, t),
-        "provenance_samples": q.over_time("count", "treaty_provenance_coverage", w, t),
+        "rtt_good": q.histogram_good(names.RTT_MS, RTT_GOOD_MS, w, t),
+        "rtt_total": q.histogram_count(names.RTT_MS, w, t),
+        "provenance_avg": q.over_time("avg", names.PROVENANCE_COVERAGE, w, t),
+        "provenance_min": q.over_time("min", names.PROVENANCE_COVERAGE, w, t),
+        "provenance_samples": q.over_time("count", names.PROVENANCE_COVERAGE, w, t),
         "provenance_seed": q.SEED_PROVENANCE,
         "policy_p99": q.policy_p99(w, t),
         "policy_p99_seed": q.SEED_POLICY_P99,
-        "policy_good": q.histogram_good("policy_decision_ms", POLICY_GOOD_MS, w, t),
-        "policy_total": q.histogram_count("policy_decision_ms", w, t),
+        "policy_good": q.histogram_good(names.POLICY_DECISION_MS, POLICY_GOOD_MS, w, t),
+        "policy_total": q.histogram_count(names.POLICY_DECISION_MS, w, t),
         "requests_by_outcome": q.requests_by_outcome(w, t),
         "drops_by_reason": q.drops_by_reason(w, t),
         "scrapes": q.over_time("count", "up", w, t),

@@ -1,6 +1,6 @@
-"""`aurora soak ...`, `aurora drill ...` and `aurora rollback` commands.
+"""`aurora soak ...` commands (the drills it schedules: :mod:`aurora.drills.cli`).
 
-Errors are ``AuroraError``s: ``aurora.cli.run_app`` prints one ``error: ...`` line and exits
+Errors are ``AuroraError``s: ``aurora.command.run_app`` prints one ``error: ...`` line and exits
 non-zero. ``aurora soak gate`` exits 0 (pass), 1 (fail) or 3 (inconclusive).
 """
 
@@ -12,7 +12,7 @@ import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -21,8 +21,11 @@ from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.terminal import json_text
 
+if TYPE_CHECKING:
+    from aurora.soak.runner import Hooks
+    from aurora.soak.verdict import Verdict
+
 app = typer.Typer(no_args_is_help=True)
-drill_app = typer.Typer(no_args_is_help=True)
 
 KEY_HELP = "GnuPG key id that signs the governance report (default: $AURORA_GPG_KEY)."
 SOAK_HELP = "Soak id (default: the most recent soak in the ledger)."
@@ -40,7 +43,7 @@ def _drills(text: str) -> tuple[str, ...]:
     return names
 
 
-def _hooks(title: str) -> tuple[Any, AbstractContextManager[Any]]:
+def _hooks(title: str) -> tuple[Hooks, AbstractContextManager[Any]]:
     """A live view on a terminal, plain lines otherwise (nohup, CI, pipes)."""
     from rich.console import Console
 
@@ -56,7 +59,7 @@ def _hooks(title: str) -> tuple[Any, AbstractContextManager[Any]]:
     return hooks, nullcontext(hooks)
 
 
-def _print_verdict(verdict: Any) -> None:
+def _print_verdict(verdict: Verdict) -> None:
     from rich.console import Console
 
     from aurora.soak.verdict import gate_table
@@ -234,85 +237,3 @@ def gate(
     else:
         _print_verdict(verdict)
     raise typer.Exit(verdict.result.exit_code)
-
-
-# --- drills ----------------------------------------------------------------------------------
-
-
-def _report_drill(report: Any, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({**report.to_json(), "ledger_seq": report.ledger_seq}, indent=2))
-    else:
-        print(f"{report.drill} drill {'PASSED' if report.passed else 'FAILED'} "
-              f"({report.drill_id}, ledger entry {report.ledger_seq})")
-    if not report.passed:
-        raise typer.Exit(1)
-
-
-@drill_app.command("rollback")
-def drill_rollback(as_json: bool = typer.Option(False, "--json")) -> None:
-    """The emergency rollback against a scratch copy of the ledger; recorded as evidence."""
-    from aurora.soak.drills import rollback_drill
-
-    _report_drill(rollback_drill(Home.discover(), print if not as_json else lambda _: None),
-                  as_json)
-
-
-@drill_app.command("restore")
-def drill_restore(
-    backup: Path = typer.Option(None, "--backup", help="Backup to drill with (default: the "
-                                                        "newest daily ledger-YYYYMMDD.db.gz)."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """The seed's data recovery against a scratch copy; recorded as evidence."""
-    from aurora.soak.drills import restore_drill
-
-    _report_drill(restore_drill(Home.discover(), print if not as_json else lambda _: None,
-                                backup_file=backup), as_json)
-
-
-@drill_app.command("alert")
-def drill_alert(
-    alert: str = typer.Option(..., "--alert", help="TreatyFillRateLow or TreatyRttP95High."),
-    timeout: float = typer.Option(None, "--timeout", parser=finite(0, 7 * 86400),
-                                  help="Bound on each wait, seconds (default: 40 min, enough "
-                                       "for a 15-minute `for:` on the production rules)."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Inject the fault behind ALERT into the running stack, see it fire and resolve."""
-    from aurora.soak.alerts import run_drill
-    from aurora.soak.spans import Timing
-
-    timing = Timing(1.0, drill_timeout=timeout)
-    passed, summary, detail = run_drill(Home.discover(), alert, timing,
-                                        print if not as_json else lambda _: None)
-    if as_json:
-        print(json.dumps({"passed": passed, "summary": summary, **detail}, indent=2))
-    else:
-        print(summary)
-    if not passed:
-        raise typer.Exit(1)
-
-
-def register(root: typer.Typer) -> None:
-    @root.command()
-    def rollback(
-        yes: bool = typer.Option(False, "--yes", "-y", help="Do it without asking."),
-        dry_run: bool = typer.Option(False, "--dry-run",
-                                     help="Only say which backup would be restored."),
-    ) -> None:
-        """Emergency rollback: stop the services, restore the ledger from the newest backup
-        that verifies (the current database is kept aside), keep ledger-latest on it."""
-        from aurora.soak.drills import emergency_rollback
-
-        home = Home.discover()
-        if not dry_run and not yes:
-            if not sys.stdin.isatty():
-                raise AuroraError("aurora rollback stops the stack and restores the ledger: "
-                                  "pass --yes", exit_code=2)
-            typer.confirm("Stop the stack and restore the ledger from the newest verified "
-                          "backup?", abort=True)
-        emergency_rollback(home, dry_run=dry_run)
-        if not dry_run:
-            print("rolled back; verify with `./ops/bin/remembrancer verify-audit`, then "
-                  "`make up`")

@@ -23,13 +23,14 @@ import glob
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from aurora.config import load_stack
 from aurora.digests import sha256_file
+from aurora.drills.window import DrillWindow
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger import Ledger, LedgerError
@@ -37,7 +38,7 @@ from aurora.ledger.audit import audit
 from aurora.ledger.backup import gunzip_to, verify_database_copy
 from aurora.ledger.files import load_verifier, origin
 from aurora.ledger.merkle import verify_consistency
-from aurora.ledger.note import open_checkpoint
+from aurora.ledger.note import Checkpoint, open_checkpoint
 from aurora.soak.evidence import load_state, open_readonly, read_rows, resolve
 from aurora.soak.gate import (
     AlertFacts,
@@ -113,7 +114,8 @@ def _daily(state: SoakState, task: str, check: Callable[[TaskRecord], list[str]]
 # --- ledger -----------------------------------------------------------------------------------
 
 
-def _checkpoint_fact(home: Home, state: SoakState, day: int) -> tuple[SingleFact, Any]:
+def _checkpoint_fact(home: Home, state: SoakState, day: int
+                     ) -> tuple[SingleFact, Checkpoint | None]:
     status, record = _status(state, _slot(state, "verify-audit", day))
     if record is None or status != "pass":
         return SingleFact(status if record is None else "fail",
@@ -296,20 +298,34 @@ def alert_facts(home: Home, ledger: Ledger, state: SoakState) -> AlertFacts:
     return AlertFacts(ok, detail, drills)
 
 
-def runbook_facts(ledger: Ledger, state: SoakState) -> dict[str, SingleFact]:
-    def check(data: dict[str, Any]) -> list[str]:
-        if data.get("passed") is not True:
-            return [f"the drill entry says it failed: {data.get('failure')}"]
-        if not (data.get("verified_after") or {}).get("prefix_of_live"):
-            return ["the drill entry does not show the ledger verified afterwards"]
-        return []
+def runbook_problems(data: Mapping[str, Any]) -> list[str]:
+    """Why a rollback/restore ``drill`` entry does not show the procedure tested: it failed,
+    a step of it did not run (skipped, e.g. the sqlite3 CLI missing: the seed's commands were
+    never tried) or the ledger was not verified afterwards. The entry's own ``passed`` flag
+    is not trusted: entries written before a skipped step stopped counting as a pass say
+    ``passed`` with skipped steps."""
+    if data.get("passed") is not True:
+        return [f"the drill entry says it failed: {data.get('failure')}"]
+    steps = data.get("steps")
+    if not isinstance(steps, list) or not steps:
+        return ["the drill entry records no steps"]
+    not_run = [f"{s.get('step')} was {'skipped' if s.get('ok') is None else 'not passed'}: "
+               f"{s.get('detail')}" for s in steps
+               if not isinstance(s, dict) or s.get("ok") is not True]
+    if not_run:
+        return not_run
+    if not (data.get("verified_after") or {}).get("prefix_of_live"):
+        return ["the drill entry does not show the ledger verified afterwards"]
+    return []
 
-    return {name: drill_fact(ledger, state, DRILLS[name].task, check)
+
+def runbook_facts(ledger: Ledger, state: SoakState) -> dict[str, SingleFact]:
+    return {name: drill_fact(ledger, state, DRILLS[name].task, runbook_problems)
             for name in ("rollback", "restore") if name in state.plan.drills}
 
 
-def drill_windows(state: SoakState) -> list[dict[str, Any]]:
-    return [r.detail["window"] for r in state.records()
+def drill_windows(state: SoakState) -> list[DrillWindow]:
+    return [DrillWindow.from_json(r.detail["window"]) for r in state.records()
             if r.task.startswith("drill-alert") and isinstance(r.detail.get("window"), dict)]
 
 
@@ -319,7 +335,6 @@ def drill_windows(state: SoakState) -> list[dict[str, Any]]:
 def incident_facts(home: Home, ledger: Ledger, state: SoakState, until: datetime
                    ) -> IncidentFacts:
     from aurora.incidents.service import IncidentStore, incident_report
-    from aurora.soak.alerts import in_window
 
     since = state.real_start
     try:
@@ -332,7 +347,7 @@ def incident_facts(home: Home, ledger: Ledger, state: SoakState, until: datetime
     known_drills = {str(d.get("drill_id")) for _, d in read_rows(ledger, ("drill",))}
     major = [i for i in incidents if i.sev in ("SEV1", "SEV2")]
     attributed = [i.id for i in major if i.drill is None and
-                  any(in_window(i.alertname, i.opened_at, w) for w in windows)]
+                  any(w.owns(i.alertname, i.opened_at) for w in windows)]
     real = [i.id for i in major if i.drill is None and i.id not in attributed]
     stray = tuple(i.id for i in major if i.drill is not None and i.drill not in known_drills)
     detail = (f"incident_report: {report.major} SEV1/SEV2 outside drills, {report.drills} "

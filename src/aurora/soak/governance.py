@@ -18,12 +18,12 @@ from typing import Any
 from aurora.digests import sha256_file
 from aurora.errors import AuroraError
 from aurora.slo import gpg
-from aurora.slo.queries import QUANTILE_RECORDS
+from aurora.slo.queries import FILL_RATE_SERIES, PROVENANCE_SERIES, QUANTILE_RECORDS
 from aurora.soak.signing import export_public
 from aurora.soak.tasks import TaskContext, TaskOutcome, tar_paths, write_slo_report
 from aurora.wire import format_rfc3339, utc_now
 
-EXPORTED = (*QUANTILE_RECORDS, "treaty_fill_rate", "treaty_provenance_coverage")
+EXPORTED = (*QUANTILE_RECORDS, FILL_RATE_SERIES, PROVENANCE_SERIES)
 BASENAME = "canary-72h"
 
 

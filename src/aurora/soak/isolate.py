@@ -29,7 +29,7 @@ def free_port() -> int:
 def isolated_home(root: Path, source: Home | None = None) -> Home:
     """``root`` as an initialised home (created from ``source`` if needed); sets
     ``$AURORA_HOME`` for this process, as the services it starts get it too."""
-    from aurora.stack_cli import init_home
+    from aurora.provision import init_home
 
     source = source or Home.discover()
     root = root.resolve()

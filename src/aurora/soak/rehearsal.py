@@ -39,6 +39,7 @@ from aurora import procs
 from aurora.config import load_stack
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
+from aurora.slo import queries as q
 from aurora.slo.queries import prom_duration
 from aurora.soak.evidence import SoakNotFound, load_state, open_readonly
 from aurora.soak.runner import Hooks, Runner
@@ -54,8 +55,7 @@ DEFAULT_TRAFFIC_RATE = 3.0  # orders/s: enough for every SLI window, well inside
 MIN_DAY_SECONDS = 5.0
 MARKER = "rehearsal.json"
 WARMUP_TIMEOUT_S = 90.0
-WARMUP_SERIES = ("treaty:rtt_ms:p95_rate5m", "treaty:fill_rate:p50_rate1h",
-                 "treaty_provenance_coverage", "treaty:policy_decision_ms:p99_rate5m")
+WARMUP_SERIES = (q.RTT_P95_RECORD, q.FILL_P50_RECORD, q.PROVENANCE_SERIES, q.POLICY_P99_RECORD)
 
 
 @dataclass

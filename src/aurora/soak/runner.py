@@ -75,7 +75,7 @@ class QuietHooks:
 
 
 def _alert_drill(ctx: tasks.TaskContext) -> tasks.TaskOutcome:
-    from aurora.soak.alerts import run_drill
+    from aurora.drills.soak import run_drill
 
     spec = ctx.slot.drill
     assert spec is not None and spec.alert is not None
@@ -85,7 +85,7 @@ def _alert_drill(ctx: tasks.TaskContext) -> tasks.TaskOutcome:
 
 def _procedure_drill(kind: str) -> tasks.Task:
     def run(ctx: tasks.TaskContext) -> tasks.TaskOutcome:
-        from aurora.soak.drills import restore_drill, rollback_drill
+        from aurora.drills.procedures import restore_drill, rollback_drill
 
         report = (rollback_drill if kind == "rollback" else restore_drill)(ctx.home, ctx.say)
         summary = (f"{kind} drill passed; ledger verified afterwards"
@@ -218,7 +218,7 @@ class Runner:
         return state, clock
 
     def _clear_faults(self) -> None:
-        from aurora.soak.alerts import clear_faults
+        from aurora.drills.soak import clear_faults
 
         try:
             clear_faults(self.home)

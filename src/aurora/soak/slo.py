@@ -9,16 +9,16 @@ on purpose. Each remaining segment is judged with the reporter's own queries
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
+from aurora.drills.window import DrillWindow
 from aurora.slo import math as slomath
 from aurora.slo.catalog import OBJECTIVE
 from aurora.slo.prometheus import QuerySource, Sample
 from aurora.slo.queries import prom_duration
 from aurora.slo.report import report_queries
 from aurora.soak.spans import Span, subtract, total_seconds
-from aurora.wire import format_rfc3339, parse_rfc3339
+from aurora.wire import format_rfc3339
 
 # SLO (the reporter's key) -> the report query that measures it
 SLO_QUERIES = {
@@ -73,8 +73,6 @@ def overall(segments: Sequence[dict[str, Any]]) -> dict[str, bool | None]:
     return out
 
 
-def drill_holes(windows: Sequence[dict[str, Any]], settle_key: str = "settle_s") -> list[Span]:
-    """Exclusion spans from drill windows recorded as {"start", "end", "settle_s", ...}."""
-    return [(parse_rfc3339(w["start"]),
-             parse_rfc3339(w["end"]) + timedelta(seconds=float(w.get(settle_key, 0))))
-            for w in windows]
+def drill_holes(windows: Sequence[DrillWindow]) -> list[Span]:
+    """The spans the SLO judgement leaves out: the alert drills' windows."""
+    return [w.slo_hole() for w in windows]

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from aurora.errors import AuroraError
 from aurora.soak.schedule import Slot, SoakPlan, build_schedule
 from aurora.wire import parse_rfc3339
 
@@ -136,7 +137,7 @@ class SoakState:
         return sorted(set(pairs))
 
 
-class StateError(ValueError):
+class StateError(AuroraError, ValueError):
     """The ledger's soak entries do not form a soak (no begin entry, bad fields)."""
 
 

@@ -21,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from aurora.config import StackConfig
+from aurora.drills.window import DrillWindow
 from aurora.home import Home
 from aurora.soak.clock import SoakClock
 from aurora.soak.evidence import EvidenceLog, resolve
@@ -33,6 +34,10 @@ from aurora.soak.schedule import Slot, SoakPlan
 from aurora.soak.spans import Timing
 from aurora.soak.state import SoakState
 from aurora.wire import format_rfc3339, utc_now
+
+if TYPE_CHECKING:
+    from aurora.ledger.backup import BackupInfo
+    from aurora.slo.prometheus import PrometheusClient
 
 LOOKBACK_DAYS = 3  # how far an SLO check looks back past drill windows for data
 KEEP_PERIODIC_BACKUPS = 4  # files of the orchestrator's own 15-minute backups kept on disk
@@ -66,14 +71,14 @@ class TaskContext:
         self.lines.append(line)
         self.on_line(line)
 
-    def prometheus(self) -> Any:
+    def prometheus(self) -> PrometheusClient:
         from aurora.slo.prometheus import PrometheusClient
 
         return PrometheusClient(self.stack.prometheus_url)
 
-    def drill_windows(self) -> list[dict[str, Any]]:
+    def drill_windows(self) -> list[DrillWindow]:
         """Windows of the alert drills recorded so far (their faults are not SLO misses)."""
-        return [r.detail["window"] for r in self.state.records()
+        return [DrillWindow.from_json(r.detail["window"]) for r in self.state.records()
                 if r.detail.get("window") and r.task.startswith("drill-alert")]
 
 
@@ -96,7 +101,7 @@ def smoke(ctx: TaskContext) -> TaskOutcome:
                        log_path=path)
 
 
-def _backup(ctx: TaskContext, name: str) -> tuple[Any, list[Path]]:
+def _backup(ctx: TaskContext, name: str) -> tuple[BackupInfo, list[Path]]:
     from aurora.ledger.backup import backup
 
     info = backup(ctx.home, name=name)
@@ -141,6 +146,7 @@ def slo_check(ctx: TaskContext) -> TaskOutcome:
     """Every SLO since the previous check (drill windows left out), and the seed's query
     `treaty_fill_rate{treaty_id="..."}`."""
     from aurora.errors import AuroraError
+    from aurora.slo import queries as q
     from aurora.soak import slo
 
     end = utc_now()
@@ -150,7 +156,7 @@ def slo_check(ctx: TaskContext) -> TaskOutcome:
     day = timedelta(seconds=max(ctx.timing.real(86400), 2 * ctx.timing.min_segment_s))
     start = previous[-1].real_end if previous else end - day
     holes = slo.drill_holes(ctx.drill_windows())
-    literal = f'treaty_fill_rate{{treaty_id="{ctx.plan.treaty_id}"}}'
+    literal = q.seed_fill_rate(ctx.plan.treaty_id)
     try:
         with ctx.prometheus() as prom:
             for _ in range(LOOKBACK_DAYS):
@@ -194,11 +200,13 @@ def metrics_check(ctx: TaskContext) -> TaskOutcome:
     except httpx.HTTPError as exc:
         ctx.say(f"{url}: {type(exc).__name__}")
         return TaskOutcome(False, f"{url} unreachable ({type(exc).__name__})")
-    lines = [line for line in body.splitlines() if re.search(r"treaty_fill_rate|treaty_rtt_ms",
-                                                             line)]
+    from aurora.slo.queries import SEED_METRICS_GREP
+
+    pattern = "|".join(map(re.escape, SEED_METRICS_GREP))
+    lines = [line for line in body.splitlines() if re.search(pattern, line)]
     for line in lines:
         ctx.say(line)
-    missing = [name for name in ("treaty_fill_rate", "treaty_rtt_ms")
+    missing = [name for name in SEED_METRICS_GREP
                if not any(name in line and not line.startswith("#") for line in lines)]
     return TaskOutcome(not missing, f"{len(lines)} matching lines" + (
         f"; missing {', '.join(missing)}" if missing else ""), detail={"url": url,
@@ -207,14 +215,14 @@ def metrics_check(ctx: TaskContext) -> TaskOutcome:
 
 def anomaly_check(ctx: TaskContext) -> TaskOutcome:
     """`rate(treaty_dropped_requests_total[5m])`, and the dropped share of admitted orders over
-    the same window on this soak's clock (an anomaly: above the fill SLO's 15 % budget)."""
+    the same window on this soak's clock (an anomaly: above the fill SLO's error budget, the
+    treaty's 1 - kpi_targets.fill_rate)."""
     from aurora.errors import AuroraError
+    from aurora.slo import queries as q
+    from aurora.slo.catalog import BUDGET
 
     window = ctx.timing.rate_window
-    seed = "rate(treaty_dropped_requests_total[5m])"
-    scaled = f"rate(treaty_dropped_requests_total[{window}])"
-    share = (f'sum(rate(treaty_requests_total{{outcome="dropped"}}[{window}])) / '
-             f'sum(rate(treaty_requests_total{{outcome=~"filled|dropped"}}[{window}]))')
+    seed, scaled, share = q.SEED_DROPPED_RATE, q.dropped_rate(window), q.dropped_share(window)
     try:
         with ctx.prometheus() as prom:
             answers = {expr: [(s.labels.get("reason", ""), s.value) for s in prom.query(expr)]
@@ -225,7 +233,7 @@ def anomaly_check(ctx: TaskContext) -> TaskOutcome:
     for expr, values in answers.items():
         ctx.say(f"{expr} = {values}")
     dropped = next((v for _, v in answers[share] if v is not None), None)
-    anomaly = dropped is not None and dropped > 0.15
+    anomaly = dropped is not None and dropped > BUDGET["fill"].error_budget
     return TaskOutcome(True, "dropped share " + ("n/a" if dropped is None else f"{dropped:.2%}")
                        + (" — ANOMALY" if anomaly else ""),
                        detail={"queries": {k: [list(v) for v in vals]

@@ -1,45 +1,41 @@
-"""The seed's emergency procedures: the real rollback, and drills of it and of data recovery.
+"""Drills of the seed's emergency procedures: the rollback and data recovery.
 
-``emergency_rollback`` is ``aurora rollback``: stop the services this home started (PID
-files only, ``aurora.stack.down``), restore the ledger from the newest backup that verifies
-(``aurora.ledger.backup.restore`` keeps the current database aside) and keep
-``ops/backups/ledger-latest.db.gz`` a copy of it, as the seed's ``gunzip`` + ``.restore``
-expect.
-
-``rollback_drill`` and ``restore_drill`` run the procedures against a scratch copy under
-``ops/data/soak-scratch/`` — never the live database — and check the ledger afterwards:
+``rollback_drill`` runs the real ``aurora rollback``
+(:func:`aurora.ledger.rollback.emergency_rollback`) and ``restore_drill`` the seed's "Data
+Recovery", both against a scratch copy under ``ops/data/soak-scratch/`` — never the live
+database — and check the ledger afterwards:
 ``verify-audit`` of the result, its root equal to the backup's signed root, and that root a
 prefix of the live ledger (a consistency proof). The seed's raw commands (``gunzip``,
 ``sqlite3 ... ".restore ..."``, ``PRAGMA integrity_check``, ``.dump audit_log | sqlite3``) run
-verbatim inside the scratch copy when the binaries exist. Each drill is recorded in the
-ledger as a ``drill`` entry. The rollback drill also measures the RPO exposure: how many
+verbatim inside the scratch copy; where a binary is missing the step is *skipped*, and a
+drill with a skipped step has not passed. Each drill is recorded in the ledger as a
+``drill`` entry. The rollback drill also measures the RPO exposure: how many
 acknowledged orders a restore from the newest backup would lose right now.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aurora.digests import sha256_file
 from aurora.errors import AuroraError
 from aurora.home import Home
-from aurora.ledger import Ledger, LedgerError
+from aurora.ledger import Ledger
 from aurora.ledger.audit import AuditReport, audit
-from aurora.ledger.backup import LATEST, gunzip_to, restore, snapshot, verify_database_copy
+from aurora.ledger.backup import LATEST, gunzip_to, integrity_check, restore, snapshot
 from aurora.ledger.files import load_verifier, origin
+from aurora.ledger.rollback import SCRATCH, Say, emergency_rollback, sidecar
 from aurora.wire import format_rfc3339, utc_now
 
-SCRATCH = "soak-scratch"
 DAILY_NAME = "ledger-????????.db.gz"
-Say = Callable[[str], None]
+StepOutcome = Literal["passed", "failed", "skipped"]
 
 
 class DrillFailed(AuroraError):
@@ -57,11 +53,15 @@ class DrillReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.steps) and all(s["ok"] is not False for s in self.steps)
+        """Every step ran and passed: a skipped step (``ok`` None) is not a pass."""
+        return bool(self.steps) and all(s["ok"] is True for s in self.steps)
 
     @property
     def failure(self) -> str | None:
-        return next((f"{s['step']}: {s['detail']}" for s in self.steps if s["ok"] is False), None)
+        failed = next((f"{s['step']}: {s['detail']}" for s in self.steps if s["ok"] is False),
+                      None)
+        return failed or next((f"{s['step']} was skipped: {s['detail']}"
+                               for s in self.steps if s["ok"] is None), None)
 
     def to_json(self) -> dict[str, Any]:
         return {"drill": self.drill, "drill_id": self.drill_id, "passed": self.passed,
@@ -69,9 +69,9 @@ class DrillReport:
                 "verified_after": self.verified_after, "rpo": self.rpo,
                 "at": format_rfc3339(utc_now())}
 
-    def step(self, name: str, work: Callable[[], str], say: Say, *,
-             optional: bool = False) -> bool:
-        """Run one step; record ok/failed (or skipped: ok None) with its detail."""
+    def step(self, name: str, work: Callable[[], str], say: Say) -> bool:
+        """Run one step; record ok/failed (or skipped: ok None) with its detail. True unless
+        it failed: the next steps still run after a skip, but the drill has not passed."""
         ok: bool | None
         try:
             detail, ok = work(), True
@@ -81,52 +81,13 @@ class DrillReport:
             detail, ok = str(exc), False
         except (OSError, sqlite3.Error, subprocess.SubprocessError) as exc:
             detail, ok = f"{type(exc).__name__}: {exc}", False
-        self.steps.append({"step": name, "ok": ok, "detail": detail, "optional": optional})
+        self.steps.append({"step": name, "ok": ok, "detail": detail})
         say(f"{'PASS' if ok else 'SKIP' if ok is None else 'FAIL'}  {name}: {detail}")
         return ok is not False
 
 
 class _Skipped(Exception):
     """A step that cannot run here (a binary is missing): neither pass nor fail."""
-
-
-# --- backups ---------------------------------------------------------------------------------
-
-
-def sidecar(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
-def backups_newest_first(backups: Path) -> list[Path]:
-    """Every ledger backup, the largest tree (then the newest file) first; the
-    ``ledger-latest`` copy last, as a fallback only."""
-    found = [p for p in backups.glob("ledger-*.db.gz") if p.is_file() and p.name != LATEST]
-
-    def key(path: Path) -> tuple[int, float]:
-        size = sidecar(path).get("tree_size")
-        return (size if isinstance(size, int) else -1, path.stat().st_mtime)
-
-    ordered = sorted(found, key=key, reverse=True)
-    latest = backups / LATEST
-    return ordered + ([latest] if latest.is_file() else [])
-
-
-def check_backup(home: Home, path: Path, workdir: Path) -> AuditReport:
-    """What ``restore`` checks before restoring, without restoring: the sha256 its sidecar
-    records, ``PRAGMA integrity_check`` and a full audit against its own signed checkpoint."""
-    expected = sidecar(path).get("sha256")
-    if expected is not None and expected != sha256_file(path):
-        raise LedgerError(f"{path.name} does not match the sha256 in its sidecar")
-    raw = workdir / (path.name.removesuffix(".gz") + ".check")
-    gunzip_to(path, raw)
-    try:
-        return verify_database_copy(raw, home, require_full_signature=False)
-    finally:
-        raw.unlink(missing_ok=True)
 
 
 # --- scratch copies --------------------------------------------------------------------------
@@ -188,17 +149,11 @@ def _prefix_of_live(home: Home, size: int, root: str) -> str:
     return f"consistency proof {size} → {proof.new_size} verifies against the live ledger"
 
 
-def _orders_after(db: Path, size: int) -> tuple[int, int]:
-    """(acknowledged orders, all entries) in ``db`` at or after leaf ``size``."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        orders = con.execute("SELECT count(*) FROM audit_log WHERE seq >= ? AND kind = 'order'",
-                             (size,)).fetchone()[0]
-        entries = con.execute("SELECT count(*) FROM audit_log WHERE seq >= ?",
-                              (size,)).fetchone()[0]
-    finally:
-        con.close()
-    return int(orders), int(entries)
+def _orders_after(home: Home, size: int) -> tuple[int, int]:
+    """(acknowledged orders, all entries) in the live ledger at or after leaf ``size``."""
+    with Ledger.open(home, readonly=True) as live:
+        orders = sum(1 for _ in live.scan(kinds="order", start_seq=size))
+        return orders, live.size() - size
 
 
 def _record(home: Home, report: DrillReport) -> None:
@@ -219,8 +174,9 @@ def _drill_id(kind: str) -> str:
 
 def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
                    ) -> DrillReport:
-    """``aurora rollback`` against a scratch copy of the live ledger, then the seed's raw
-    rollback commands, each result verified; records a ``drill`` entry."""
+    """``aurora rollback`` (the real :func:`emergency_rollback`) against a scratch copy of the
+    live ledger, then the seed's raw rollback commands, each result verified; records a
+    ``drill`` entry."""
     report = DrillReport("rollback", _drill_id("rollback"))
     with scratch_home(home, report.drill_id) as scratch:
         db = scratch_db(scratch)
@@ -233,38 +189,21 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
 
         chosen: dict[str, Any] = {}
 
-        def stop_services() -> str:
-            from aurora.stack import down
-
-            stopped = [name for name, was in down(scratch) if was]
-            return ("stopped " + ", ".join(stopped)) if stopped else \
-                "no service runs from the scratch home (the live stack is not touched)"
-
-        def restore_newest() -> str:
-            tried = []
-            for candidate in backups_newest_first(home.backups_dir):
-                copy = scratch.backups_dir / candidate.name
-                shutil.copy2(candidate, copy)
-                with contextlib.suppress(FileNotFoundError):
-                    shutil.copy2(candidate.with_name(candidate.name + ".json"),
-                                 copy.with_name(copy.name + ".json"))
-                try:
-                    info = restore(scratch, copy, db=db)
-                except LedgerError as exc:
-                    tried.append(f"{candidate.name}: {exc}")
-                    continue
-                chosen.update(file=candidate.name, path=copy, tree_size=info.tree_size,
-                              root=info.root_hash, sha256=info.sha256)
-                return (f"restored {candidate.name} ({info.tree_size} entries); skipped "
-                        f"{len(tried)} that did not verify" + (f": {tried[0]}" if tried else ""))
-            raise DrillFailed("no backup verifies" + (f" ({tried[0]})" if tried else ""))
+        def rollback() -> str:
+            # the real thing, on the scratch home: its services (none), its database, the
+            # live home's backups read in place, ledger-latest kept in the scratch home
+            lines: list[str] = []
+            result = emergency_rollback(scratch, db=db, backups=home.backups_dir,
+                                        say=lines.append)
+            if result.backup is None or result.tree_size is None:  # restored, or it raised
+                raise DrillFailed("aurora rollback restored nothing")
+            chosen.update(file=result.backup.name, tree_size=result.tree_size,
+                          root=result.root, sha256=sha256_file(result.backup))
+            return "aurora rollback: " + "; ".join(lines)
 
         def keep_latest() -> str:
-            path: Path = chosen["path"]
             latest = scratch.backups_dir / LATEST
-            if path != latest:
-                shutil.copy2(path, latest)
-            if sha256_file(latest) != chosen["sha256"]:
+            if not latest.is_file() or sha256_file(latest) != chosen["sha256"]:
                 raise DrillFailed(f"{LATEST} is not the restored backup")
             return f"{LATEST} is a copy of {chosen['file']}"
 
@@ -274,7 +213,7 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
             if root != chosen["root"]:
                 raise DrillFailed("the restored ledger's root differs from the backup's")
             prefix = _prefix_of_live(home, chosen["tree_size"], root)
-            orders, entries = _orders_after(home.ledger_db, chosen["tree_size"])
+            orders, entries = _orders_after(home, chosen["tree_size"])
             report.verified_after.update(tree_size=result.tree_size, root=result.root.hex(),
                                          backup_tree_size=chosen["tree_size"],
                                          backup_root=root, prefix_of_live=True)
@@ -300,12 +239,11 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
                     f"root {result.root.hex()[:16]}…")
 
         if report.step("copy the live ledger", copy_live, say) and \
-                report.step("stop services (PID files)", stop_services, say) and \
-                report.step("restore the newest verified backup", restore_newest, say):
+                report.step("aurora rollback (stop services, restore the newest verified "
+                            "backup)", rollback, say):
             report.step(f"{LATEST} points at it", keep_latest, say)
             report.step("ledger verified afterwards", verify_after, say)
-            report.step("the seed's gunzip + sqlite3 .restore", seed_raw_commands, say,
-                        optional=True)
+            report.step("the seed's gunzip + sqlite3 .restore", seed_raw_commands, say)
     if record:
         _record(home, report)
     return report
@@ -346,13 +284,10 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
             try:
                 out = _run(["sqlite3", f"ops/backups/{name}", "PRAGMA integrity_check;"],
                            scratch.root).stdout.decode().strip()
-            except _Skipped:
-                con = sqlite3.connect(scratch.backups_dir / name)
-                try:
-                    out = "; ".join(r[0] for r in con.execute("PRAGMA integrity_check"))
-                finally:
-                    con.close()
-                out += " (Python sqlite3: the sqlite3 CLI is not installed)"
+            except _Skipped as exc:
+                # the backup is still checked, but the seed's command did not run
+                integrity_check(scratch.backups_dir / name)
+                raise _Skipped(f"{exc}; PRAGMA integrity_check through Python said ok") from None
             if not out.startswith("ok"):
                 raise DrillFailed(f"PRAGMA integrity_check: {out[:200]}")
             return f"sqlite3 ops/backups/{name} \"PRAGMA integrity_check;\" → {out}"
@@ -380,7 +315,7 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
                 raise DrillFailed("the restored root differs from the backup's sidecar")
             result = _audit(scratch, target)
             prefix = _prefix_of_live(home, info.tree_size, root)
-            orders, entries = _orders_after(home.ledger_db, info.tree_size)
+            orders, entries = _orders_after(home, info.tree_size)
             report.verified_after.update(tree_size=result.tree_size, root=result.root.hex(),
                                          backup_tree_size=info.tree_size, backup_root=root,
                                          prefix_of_live=True)
@@ -390,62 +325,8 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
 
         if report.step("pick the daily backup", pick, say):
             report.step("PRAGMA integrity_check of the backup", integrity, say)
-            report.step("restore one table (.dump audit_log)", dump_table, say, optional=True)
+            report.step("restore one table (.dump audit_log)", dump_table, say)
             report.step("restore the backup and verify", full_restore, say)
     if record:
         _record(home, report)
     return report
-
-
-# --- the real thing --------------------------------------------------------------------------
-
-
-@dataclass
-class RollbackResult:
-    stopped: list[str]
-    backup: Path | None
-    skipped: list[str]
-    moved_aside: list[str]
-    tree_size: int | None
-    root: str | None
-    dry_run: bool
-
-
-def emergency_rollback(home: Home, *, dry_run: bool = False, say: Say = print
-                       ) -> RollbackResult:
-    """Stop the services, restore the newest verifying backup, keep ledger-latest on it."""
-    from aurora.stack import down
-
-    stopped: list[str] = []
-    if not dry_run:
-        stopped = [name for name, was in down(home) if was]
-        say("stopped " + (", ".join(stopped) if stopped else "nothing (no service was running)"))
-    skipped: list[str] = []
-    work = home.data_dir / SCRATCH
-    work.mkdir(parents=True, exist_ok=True)
-    for candidate in backups_newest_first(home.backups_dir):
-        try:
-            if dry_run:
-                report = check_backup(home, candidate, work)
-                say(f"would restore {candidate} ({report.tree_size} entries, verifies)")
-                return RollbackResult([], candidate, skipped, [], report.tree_size,
-                                      report.root.hex(), True)
-            info = restore(home, candidate)
-        except LedgerError as exc:
-            skipped.append(f"{candidate.name}: {exc}")
-            say(f"skipped {candidate.name}: {exc}")
-            continue
-        latest = home.backups_dir / LATEST
-        if candidate != latest and (not latest.exists() or
-                                    sha256_file(latest) != sha256_file(candidate)):
-            shutil.copy2(candidate, latest)
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copy2(candidate.with_name(candidate.name + ".json"),
-                             latest.with_name(LATEST + ".json"))
-        say(f"restored {candidate.name}: {info.tree_size} entries, root {info.root_hash}")
-        for path in info.moved_aside:
-            say(f"kept previous: {path}")
-        return RollbackResult(stopped, candidate, skipped, info.moved_aside, info.tree_size,
-                              info.root_hash, False)
-    raise LedgerError(f"no backup in {home.backups_dir} verifies; nothing was restored"
-                      + (f" (first problem: {skipped[0]})" if skipped else ""), exit_code=2)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aurora.config import ProviderConfig
+from aurora.errors import AuroraError
 
 FaultKind = Literal["region_outage", "latency_spike"]
 RTT_SPIKE_FACTOR = 2.0
@@ -54,7 +55,7 @@ DRILLABLE: dict[str, DrillSpec] = {
 }
 
 
-class DrillPlanError(ValueError):
+class DrillPlanError(AuroraError, ValueError):
     """No fault drives that alert, or the fault cannot be built from the configuration."""
 
 

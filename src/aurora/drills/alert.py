@@ -3,14 +3,14 @@
 ``run_alert_drill`` is the logic behind ``aurora drill alert --alert NAME`` (the command
 lives with the soak's drills). The caller supplies ``inject``/``clear`` callbacks; for the
 real thing ``drill_plan(home, alert)`` builds them as ``aurora chaos`` calls against the
-running provider network (``drillfaults`` says which fault drives which alert), and
+running provider network (``aurora.drills.faults`` says which fault drives which alert), and
 ``run_drill(home, plan, timeout=...)`` runs one. The drill watches the incident store,
 which the receiver fills, so a pass proves the whole path rule → Prometheus →
 Alertmanager → receiver → ledger.
 
 Before injecting, the drill appends a ``drill`` entry ``started`` naming the alerts its
 fault drives; the receiver tags incidents of those alerts that open while the drill is
-active as drill incidents (``drillwindow``), so they are drills from their first ledger
+active as drill incidents (``aurora.drills.window``), so they are drills from their first ledger
 entry and reports and the Day-7 gate count them apart. The drill also acknowledges the
 incident it caused (``by="drill"``). Whatever happens, ``clear`` is called once ``inject``
 was; the round trip, pass or fail, is appended as the ``finished`` ``drill`` entry.
@@ -27,11 +27,11 @@ from typing import Any
 import httpx
 import yaml
 
+from aurora.drills import window as drillwindow
+from aurora.drills.faults import DRILLABLE, DrillPlanError, drill_region, fault_events
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
-from aurora.incidents import drillwindow
 from aurora.incidents.config import Sev, load_incidents_config
-from aurora.incidents.drillfaults import DRILLABLE, DrillPlanError, drill_region, fault_events
 from aurora.incidents.model import ALERTMANAGER, Incident, IncidentError
 from aurora.incidents.service import IncidentStore
 from aurora.wire import format_rfc3339, utc_now

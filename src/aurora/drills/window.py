@@ -1,6 +1,6 @@
 """Which running alert drill, if any, owns an incident that opens now. Pure.
 
-An alert drill (``aurora.incidents.drill``) appends a ``drill`` ledger entry before it injects
+An alert drill (``aurora.drills.alert``) appends a ``drill`` ledger entry before it injects
 its fault and another when it is done, both with ``subject`` = the drill id:
 
 - ``{"drill": "alert", "event": "started", "drill_id", "alert", "alerts": [...],
@@ -15,6 +15,10 @@ same fault necessarily trips, e.g. the burn-rate alert of the same SLO). Tagging
 means the incident is a drill incident from its first ledger entry, before the drill gets to
 acknowledge it; reports and the Day-7 gate count it apart. Incidents of other alerts opened
 during a drill stay real incidents.
+
+A soak's alert drill also records its :class:`DrillWindow` — from the fault's injection to
+its resolution — in its task record: the SLO judgement leaves it out, and incidents of the
+drill's alerts opened inside it are the drill's.
 """
 
 from __future__ import annotations
@@ -90,3 +94,46 @@ def owning_drill(alertname: str, drills: Sequence[ActiveDrill]) -> str | None:
     """The id of the active drill whose fault drives ``alertname`` (the latest started)."""
     mine = [d for d in drills if alertname in d.alerts]
     return max(mine, key=lambda d: d.started_at).drill_id if mine else None
+
+
+@dataclass(frozen=True)
+class DrillWindow:
+    """A soak alert drill's span, as its task record keeps it (``to_json``).
+
+    ``settle_s`` extends the span for the SLO judgement (the SLIs' windows still hold the
+    fault), ``incident_settle_s`` for incidents (a companion alert with a long window can
+    open after the drill finished).
+    """
+
+    drill_id: str
+    alert: str
+    alerts: tuple[str, ...]  # the drilled alert and the companions the same fault trips
+    start: datetime
+    end: datetime
+    settle_s: float = 0.0
+    incident_settle_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"drill_id": self.drill_id, "alert": self.alert, "alerts": list(self.alerts),
+                "start": format_rfc3339(self.start), "end": format_rfc3339(self.end),
+                "settle_s": self.settle_s, "incident_settle_s": self.incident_settle_s}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DrillWindow:
+        """A recorded window; records from before ``alerts``/``incident_settle_s`` read as
+        the drilled alert alone and the SLO settle time."""
+        settle = float(data.get("settle_s", 0))
+        return cls(drill_id=str(data["drill_id"]), alert=str(data["alert"]),
+                   alerts=tuple(str(a) for a in data.get("alerts") or [data["alert"]]),
+                   start=parse_rfc3339(str(data["start"])), end=parse_rfc3339(str(data["end"])),
+                   settle_s=settle,
+                   incident_settle_s=float(data.get("incident_settle_s", settle)))
+
+    def slo_hole(self) -> tuple[datetime, datetime]:
+        """The span the SLO judgement leaves out."""
+        return self.start, self.end + timedelta(seconds=self.settle_s)
+
+    def owns(self, alertname: str, opened: datetime) -> bool:
+        """Whether an incident of ``alertname`` opened at ``opened`` is this drill's."""
+        return (alertname in self.alerts and
+                self.start <= opened <= self.end + timedelta(seconds=self.incident_settle_s))

@@ -1,6 +1,6 @@
 """Alert drills during the soak: a real fault through the real alert path, and back.
 
-``aurora.incidents.drill`` does the round trip: ``drill_plan(home, alert)`` says which
+``aurora.drills.alert`` does the round trip: ``drill_plan(home, alert)`` says which
 provider-network fault drives the alert (and which companion alerts the same fault trips),
 ``run_drill`` injects it, waits for the incident with the right SEV, clears it, waits for
 the resolution and appends the ``drill`` ledger entries; the receiver tags incidents of
@@ -16,18 +16,21 @@ the drill's own alerts only: any other alert's incident stays a real one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from aurora.config import load_stack
+from aurora.drills.window import DrillWindow
 from aurora.durations import format_duration
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
-from aurora.soak.spans import Timing
-from aurora.wire import format_rfc3339, parse_rfc3339, utc_now
+
+if TYPE_CHECKING:
+    from aurora.soak.spans import Timing
+from aurora.wire import utc_now
 
 
 def clear_faults(home: Home) -> None:
@@ -61,8 +64,8 @@ def wait_quiet(home: Home, alert: str, timeout: float) -> list[str]:
 def run_drill(home: Home, alert: str, timing: Timing, say: Callable[[str], None]
               ) -> tuple[bool, str, dict[str, Any]]:
     """One alert drill; (passed, summary, detail with the drill's window)."""
-    from aurora.incidents.drill import DrillError, drill_plan
-    from aurora.incidents.drill import run_drill as run_planned
+    from aurora.drills.alert import DrillError, drill_plan
+    from aurora.drills.alert import run_drill as run_planned
 
     timeout = timing.drill_timeout_s
     busy = wait_quiet(home, alert, timeout)
@@ -78,9 +81,8 @@ def run_drill(home: Home, alert: str, timing: Timing, say: Callable[[str], None]
         return False, str(exc), {"error": str(exc)}
     data = result.to_json()
     end = result.resolved_at or result.cleared_at or utc_now()
-    window = {"drill_id": result.drill_id, "alert": alert, "alerts": list(plan.alerts),
-              "start": format_rfc3339(result.fired_at), "end": format_rfc3339(end),
-              "settle_s": timing.settle_s, "incident_settle_s": timing.incident_settle_s}
+    window = DrillWindow(result.drill_id, alert, tuple(plan.alerts), result.fired_at, end,
+                         timing.settle_s, timing.incident_settle_s)
     tagged = tag_drill_incidents(home, [window], until=utc_now())
     for line in (f"incident {result.incident_id} {result.sev} (expected {result.expected_sev})",
                  f"durations {data['durations_seconds']}",
@@ -89,18 +91,11 @@ def run_drill(home: Home, alert: str, timing: Timing, say: Callable[[str], None]
     summary = (f"{alert} fired ({result.sev}) and resolved" if result.passed
                else f"{alert}: {result.failure}")
     return result.passed, summary, {"drill": data, "ledger_seq": result.ledger_seq,
-                                    "window": window, "tagged": tagged, "fault": plan.summary}
+                                    "window": window.to_json(), "tagged": tagged,
+                                    "fault": plan.summary}
 
 
-def in_window(alertname: str, opened: datetime, window: dict[str, Any]) -> bool:
-    """Whether an incident of ``alertname`` opened at ``opened`` is the drill's."""
-    start = parse_rfc3339(window["start"])
-    end = parse_rfc3339(window["end"]) + timedelta(
-        seconds=float(window.get("incident_settle_s", window.get("settle_s", 0))))
-    return alertname in window.get("alerts", [window["alert"]]) and start <= opened <= end
-
-
-def tag_drill_incidents(home: Home, windows: list[dict[str, Any]], until: datetime
+def tag_drill_incidents(home: Home, windows: Sequence[DrillWindow], until: datetime
                         ) -> list[str]:
     """Mark open, untagged incidents opened inside a drill window as that drill's."""
     from aurora.incidents.model import IncidentError
@@ -112,13 +107,13 @@ def tag_drill_incidents(home: Home, windows: list[dict[str, Any]], until: dateti
             if incident.drill is not None:
                 continue
             window = next((w for w in windows
-                           if in_window(incident.alertname, incident.opened_at, w)), None)
+                           if w.owns(incident.alertname, incident.opened_at)), None)
             if window is None:
                 continue
             try:
-                store.acknowledge(incident.id, by="drill", drill=window["drill_id"],
-                                  note=f"opened during alert drill {window['drill_id']} "
-                                       f"({window['alert']})")
+                store.acknowledge(incident.id, by="drill", drill=window.drill_id,
+                                  note=f"opened during alert drill {window.drill_id} "
+                                       f"({window.alert})")
                 tagged.append(incident.id)
             except IncidentError:
                 continue  # resolved meanwhile: the gate attributes it by its window
