@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from aurora import gpg
 from aurora.home import Home
-from aurora.slo import gpg
-from aurora.soak.signing import export_public
 from aurora.soak.verdict import Verdict, run_gate
 
 from .conftest import NEEDS, Rehearsed, copy_home
@@ -72,8 +71,8 @@ def test_a_forged_report_signature_fails_the_governance_item(
     keyring, other = signing_key
     report = copy.reports_dir / "canary-72h.json"
     # a signature by another key, with that key's public half put where the real one was
-    gpg.sign(report, other, gnupghome=keyring)
-    export_public(other, keyring, copy.reports_dir / "canary-72h.pub.asc")
+    gpg.sign_detached(report, other, gnupghome=keyring)
+    gpg.export_public(other, keyring, copy.reports_dir / "canary-72h.pub.asc")
     verdict = gate(copy, rehearsal)
     assert set(failing(verdict)) == {"governance"}
     assert "canary-72h.json.asc" in failing(verdict)["governance"]
