@@ -25,6 +25,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -36,6 +37,7 @@ from aurora.incidents.model import IncidentError, IncidentNotFound
 from aurora.incidents.report import parse_since
 from aurora.incidents.store import IncidentStore
 from aurora.incidents.webhook import MAX_BODY_BYTES, WebhookError, parse_webhook
+from aurora.tokens import BearerAuth
 
 log = logging.getLogger("aurora.incidents")
 
@@ -168,16 +170,26 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return _error(exc.status_code, "http", str(exc.detail))
 
 
+def _needs_token(path: str) -> bool:
+    return path not in ("/healthz", "/metrics")  # Prometheus scrapes these, unauthenticated
+
+
 def create_app(home: Home, *, store: IncidentStore | None = None,
-               check_every: float = 15.0) -> Starlette:
-    """The receiver; it opens (and closes) its own store unless one is given (tests)."""
+               check_every: float = 15.0, token: str | None = None) -> Starlette:
+    """The receiver; it opens (and closes) its own store unless one is given (tests).
+
+    With ``token`` every path but ``/healthz`` and ``/metrics`` needs it as a bearer token
+    (Alertmanager sends it, see ``aurora.incidents.alertmanager``)."""
     receiver = Receiver(home, store, check_every)
+    middleware = [] if token is None else [
+        Middleware(BearerAuth, token=token, protected=_needs_token)]
     app = Starlette(routes=[
         Route("/alerts", receiver.alerts, methods=["POST"]),
         Route("/incidents", receiver.list_incidents, methods=["GET"]),
         Route("/incidents/{incident_id}", receiver.show_incident, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
         Route("/metrics", receiver.metrics, methods=["GET"]),
-    ], lifespan=receiver.lifespan, exception_handlers={HTTPException: _http_error})
+    ], lifespan=receiver.lifespan, middleware=middleware,
+        exception_handlers={HTTPException: _http_error})
     app.state.receiver = receiver
     return app

@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -33,6 +34,7 @@ from aurora.canonical import StrictJSONError, parse_strict
 from aurora.config import Scenario
 from aurora.providers.scenarios import EventError
 from aurora.providers.sim import OUTCOMES, Network, Outcome, ProviderView, not_served
+from aurora.tokens import BearerAuth
 from aurora.wire import SchemaError, parse_order, rfc3339_at
 
 Clock = Callable[[], float]
@@ -260,6 +262,10 @@ class ProviderService:
                             status_code=201)
 
 
+def _is_fault_api(path: str) -> bool:
+    return path == "/scenario" or path == "/chaos" or path.startswith("/chaos/")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -276,8 +282,13 @@ def create_app(
     *,
     clock: Clock = time.time,
     outage_hold_seconds: float = OUTAGE_HOLD_SECONDS,
+    chaos_token: str | None = None,
 ) -> Starlette:
-    """The ASGI app over ``network``; ``clock`` gives the sim its POSIX ``now``."""
+    """The ASGI app over ``network``; ``clock`` gives the sim its POSIX ``now``.
+
+    With ``chaos_token`` the fault API (``/chaos``, ``/scenario``) needs it as a bearer
+    token; the market feed, orders, ``/healthz`` and ``/metrics`` stay open to the bridge
+    and Prometheus."""
     service = ProviderService(network, scenarios, clock=clock,
                               outage_hold_seconds=outage_hold_seconds)
     routes = [
@@ -291,7 +302,9 @@ def create_app(
         Route("/chaos/{event_id}", service.chaos_remove, methods=["DELETE"]),
         Route("/scenario", service.scenario, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error,
-                                                       Exception: _internal_error})
+    middleware = [] if chaos_token is None else [
+        Middleware(BearerAuth, token=chaos_token, protected=_is_fault_api)]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.service = service
     return app
