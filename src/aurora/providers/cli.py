@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from aurora.errors import AuroraError
 from aurora.home import Home
 
 if TYPE_CHECKING:
