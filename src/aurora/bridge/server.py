@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import prometheus_client
 import uvicorn
@@ -20,6 +21,7 @@ from aurora.ledger import Ledger
 from aurora.treaty import load_treaty
 
 log = logging.getLogger("aurora.bridge")
+CRASH_AFTER_ACK_ENV = "AURORA_FAULT_CRASH_AFTER_ACK"  # tests only: see BridgeService
 
 
 def build_service(home: Home, ledger: Ledger) -> BridgeService:
@@ -34,7 +36,8 @@ def build_service(home: Home, ledger: Ledger) -> BridgeService:
     auditor.register(metrics.registry, treaty.treaty_id)
     return BridgeService(stack=stack, treaty=treaty, tenants=tenants, tenant_keys=tenant_keys,
                          provider_keys=provider_keys, ledger=ledger, metrics=metrics,
-                         auditor=auditor)
+                         auditor=auditor,
+                         crash_after_ack=os.environ.get(CRASH_AFTER_ACK_ENV) == "1")
 
 
 def serve(home: Home) -> None:

@@ -33,9 +33,22 @@ from starlette.routing import Route
 from aurora.canonical import StrictJSONError, parse_strict
 from aurora.config import Scenario
 from aurora.providers.scenarios import EventError
-from aurora.providers.sim import OUTCOMES, Network, Outcome, ProviderView, not_served
+from aurora.providers.sim import (
+    OUTCOMES,
+    Network,
+    Outcome,
+    ProviderView,
+    Settlement,
+    not_served,
+)
 from aurora.tokens import BearerAuth
-from aurora.wire import SchemaError, parse_order, rfc3339_at
+from aurora.wire import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY,
+    SchemaError,
+    parse_order,
+    rfc3339_at,
+)
 
 Clock = Callable[[], float]
 
@@ -171,6 +184,12 @@ class ProviderService:
         why = not_served(self.network.providers[provider_id], order.region, gpu_type)
         if why is not None:
             return error(422, "not_served", why)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            return error(400, "bad_request", f"{IDEMPOTENCY_HEADER}: 1-128 of A-Z a-z 0-9 - _ : .")
+        if key is not None and (known := self.network.replay(provider_id, key, order_document,
+                                                             self._clock())):
+            return self._settled(provider_id, known)
 
         arrival = self.network.arrive(provider_id, self._clock())
         if arrival.outage_mode is not None:
@@ -183,8 +202,15 @@ class ProviderService:
             await asyncio.sleep(arrival.delay_ms / 1000)
         settled = self.network.settle(
             provider_id, order_document, order, gpu_type,
-            rtt_ms=(time.perf_counter() - received) * 1000, now=self._clock())
+            rtt_ms=(time.perf_counter() - received) * 1000, now=self._clock(),
+            idempotency_key=key)
+        return self._settled(provider_id, settled)
+
+    def _settled(self, provider_id: str, settled: Settlement) -> Response:
         self.metrics.order(provider_id, settled.outcome)
+        if settled.outcome == "conflict":
+            return error(409, "idempotency_conflict", "this idempotency key was used for "
+                         "another order")
         if settled.ack is None:
             return error(503, settled.error or "unavailable")
         return JSONResponse(settled.ack)
