@@ -102,3 +102,14 @@ def test_a_smoke_log_rewritten_after_the_fact_fails_the_smoke_item(
     verdict = gate(copy, rehearsal)
     assert set(failing(verdict)) == {"smoke"}
     assert "day 6" in failing(verdict)["smoke"]
+
+
+def test_an_unsigned_gate_run_leaves_no_stale_signature(copy: Home, rehearsal: Rehearsed) -> None:
+    """Issue 13 #11: the rehearsal signed reports/day7-gate.json; a later gate run without
+    a key rewrote the verdict and left the old .asc beside it (gpg --verify: BAD)."""
+    report = copy.reports_dir / "day7-gate.json"
+    assert report.with_name("day7-gate.json.asc").exists()  # signed by the rehearsal
+    verdict = gate(copy, rehearsal)
+    assert verdict.signed is None and "unsigned" in verdict.sign_note
+    assert not report.with_name("day7-gate.json.asc").exists()
+    assert gpg.verify_checksum(report) is True  # the .sha256 describes the new verdict
