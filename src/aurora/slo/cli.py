@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from aurora.errors import AuroraError
 
 app = typer.Typer(no_args_is_help=True)
+
+ReportFormat = Literal["json", "html", "pdf"]
 
 # The seed's script runs the report command alone: an app with a single command.
 reporter_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -34,6 +37,10 @@ def report(
         None, "--at", metavar="RFC3339",
         help="Evaluate at this time instead of now (re-creates a report)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    fmt: ReportFormat = typer.Option(
+        "json", "--format", help="json (the default) writes FILE only; pdf or html also write "
+        "the report for people beside it (FILE.pdf / FILE.html), rendered from that JSON and "
+        "signed like it."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when the report is not compliant."),
 ) -> None:
     """SLO compliance report over a window, from Prometheus (optionally GPG-signed).
@@ -44,6 +51,9 @@ def report(
     from rich.console import Console
 
     from aurora.config import load_stack
+    from aurora.docket.evidence import gather
+    from aurora.docket.files import write_rendering
+    from aurora.docket.render import slo_report_html
     from aurora.home import Home
     from aurora.slo import gpg
     from aurora.slo.prometheus import PrometheusClient
@@ -57,22 +67,29 @@ def report(
     when = evaluation_time(at)
     if output is None:
         output = home.reports_dir / f"slo-report-{when.strftime('%Y%m%dT%H%M%SZ')}.json"
+    elif output.suffix in (".pdf", ".html"):
+        output = output.with_suffix(".json")  # the JSON is the report; the PDF its rendering
     if key:
         gpg.check_secret_key(key)  # fail before querying and writing
     treaty = treaty_id or load_treaty(home).treaty_id
     with PrometheusClient(url) as client:
         document = build_report(client, treaty_id=treaty, window=window, at=when,
                                 prometheus_url=url)
+    document["evidence"] = gather(home, since=when - timedelta(seconds=document["window_seconds"]),
+                                  until=when)
     write_report(document, output)
+    rendered = write_rendering(document, output, fmt, slo_report_html)
     signed = gpg.sign(output, key) if key else None
+    signed_rendering = gpg.sign(rendered, key) if key and rendered else None
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:
         console = Console()
         console.print(summary_table(document))
-        console.print(f"wrote {output}")
-        if signed:
-            console.print(f"signed {signed.signature} (key {key}), sha256 in {signed.checksum}")
+        console.print(f"wrote {output}" + (f" and {rendered}" if rendered else ""))
+        for done in (signed, signed_rendering):
+            if done:
+                console.print(f"signed {done.signature} (key {key}), sha256 in {done.checksum}")
     if check and not document["compliant"]:
         raise typer.Exit(1)
 

@@ -148,7 +148,7 @@ def _series_entry(query: str, plan: SeriesPlan, points: list[tuple[float, float 
     }
 
 
-def _alert_entry(slo: str) -> dict[str, Any] | None:
+def alert_entry(slo: str) -> dict[str, Any] | None:
     name = OBJECTIVE_ALERT.get(slo)
     alert = next((a for a in SEED_ALERTS if a.name == name), None)
     if alert is None:
@@ -279,7 +279,7 @@ def build_report(source: RangeSource, *, treaty_id: str, window: str, at: dateti
                                     None, {"value": exprs["provenance_avg"]}, win),
     }
     for slo, entry in slos.items():
-        entry.update(series=charts[slo], alert=_alert_entry(slo),
+        entry.update(series=charts[slo], alert=alert_entry(slo),
                      error_budget=OBJECTIVE_BUDGET[slo])
     verdicts = [entry["compliant"] for entry in slos.values()]
     overall = slomath.all_compliant(verdicts)

@@ -1,8 +1,10 @@
 """Hour 72: the signed governance bundle the seed attaches to the governance docket.
 
-``reports/canary-72h.json`` (the seed's reporter over 72 h of soak clock) with its detached
-signature ``.asc`` and ``.sha256``, the public key that signed it (``.pub.asc``), the ledger's
-signed checkpoint at that moment (``canary-72h.checkpoint``, the "Merkle root snapshot"),
+``reports/canary-72h.json`` (the seed's reporter over 72 h of soak clock) and
+``canary-72h.pdf`` (the same document for the board, rendered from that JSON), each with
+its detached signature ``.asc`` and ``.sha256``, the public key that signed them
+(``.pub.asc``), the ledger's signed checkpoint at that moment (``canary-72h.checkpoint``,
+the "Merkle root snapshot"),
 the 72 h metrics archive (``metrics-72h.tar.gz``: the first three daily archives and a
 Prometheus export of the SLO series over the soak so far) — bundled as
 ``reports/governance-72h.tar.gz`` with a ``MANIFEST.json`` of sha256 sums.
@@ -16,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from aurora.digests import sha256_file
+from aurora.docket.files import write_pdf
+from aurora.docket.render import slo_report_html
 from aurora.errors import AuroraError
 from aurora.slo import gpg
 from aurora.slo.queries import QUANTILE_RECORDS
@@ -44,40 +48,49 @@ def _export(ctx: TaskContext, out: Path) -> int:
 def governance(ctx: TaskContext) -> TaskOutcome:
     reports = ctx.home.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
+    # the checkpoint first: the report names the signed root it was written against
+    note = ctx.evidence.ledger.checkpoint()
+    checkpoint = reports / f"{BASENAME}.checkpoint"
+    checkpoint.write_text(note, encoding="utf-8")
+    head = note.splitlines()
+    ctx.say(f"checkpoint at tree size {head[1]}")
+
     report_path = reports / f"{BASENAME}.json"
-    document = write_slo_report(ctx, 72 * 3600, report_path)
-    files = [report_path]
+    document = write_slo_report(ctx, 72 * 3600, report_path, checkpoint_note=note)
+    pdf_path = write_pdf(document, report_path, slo_report_html)
+    ctx.say(f"wrote {pdf_path} from {report_path.name}")
+    files = [report_path, pdf_path]
     problems: list[str] = []
     detail: dict[str, Any] = {"window": document["window"], "compliant": document["compliant"],
-                              "report_sha256": sha256_file(report_path), "key_id": None,
+                              "report_sha256": sha256_file(report_path),
+                              "pdf_sha256": sha256_file(pdf_path), "key_id": None,
                               "fingerprint": None, "signed": False}
 
     key = ctx.key_id
     if key:
         fingerprint = gpg.check_secret_key(key, gnupghome=ctx.gnupghome)
-        signed = gpg.sign(report_path, key, gnupghome=ctx.gnupghome)
-        check = gpg.verify(report_path, gnupghome=ctx.gnupghome,
-                           expected_fingerprint=fingerprint)
         pub = export_public(fingerprint, ctx.gnupghome, reports / f"{BASENAME}.pub.asc")
-        files += [signed.signature, signed.checksum, pub]
+        checks = []
+        for path in (report_path, pdf_path):
+            signed = gpg.sign(path, key, gnupghome=ctx.gnupghome)
+            check = gpg.verify(path, gnupghome=ctx.gnupghome, expected_fingerprint=fingerprint)
+            files += [signed.signature, signed.checksum]
+            checks.append(check)
+            ctx.say(f"signed {signed.signature} with {fingerprint}: {check.detail}")
+            if not check.ok:
+                problems.append(f"{path.name}: signature does not verify: {check.detail}")
+        files.append(pub)
         detail.update(key_id=key, fingerprint=fingerprint, signed=True,
-                      signature_check=check.detail)
-        ctx.say(f"signed {signed.signature} with {fingerprint}: {check.detail}")
-        if not check.ok:
-            problems.append(f"signature does not verify: {check.detail}")
+                      signature_check=checks[0].detail, pdf_signature_check=checks[1].detail)
     else:
-        checksum, _ = gpg.write_checksum(report_path)
-        files.append(checksum)
+        for path in (report_path, pdf_path):
+            checksum, _ = gpg.write_checksum(path)
+            files.append(checksum)
         problems.append("no GnuPG key (--key or $AURORA_GPG_KEY): the report is not signed")
         ctx.say(problems[-1])
 
-    note = ctx.evidence.ledger.checkpoint()
-    checkpoint = reports / f"{BASENAME}.checkpoint"
-    checkpoint.write_text(note, encoding="utf-8")
     files.append(checkpoint)
-    head = note.splitlines()
     detail["checkpoint"] = {"size": int(head[1]), "root_b64": head[2]}
-    ctx.say(f"checkpoint at tree size {head[1]}")
 
     export = reports / "prometheus-72h.json"
     try:

@@ -236,7 +236,11 @@ def anomaly_check(ctx: TaskContext) -> TaskOutcome:
 # --- 18:00 ---------------------------------------------------------------------------------
 
 
-def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path) -> dict[str, Any]:
+def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path, *,
+                     checkpoint_note: str | None = None) -> dict[str, Any]:
+    """The seed's reporter over ``soak_seconds`` of soak clock, with the home's evidence
+    (ledger, incidents, backups, drills) over the same window."""
+    from aurora.docket.evidence import gather
     from aurora.slo.report import build_report, write_report
 
     window = ctx.timing.report_window(soak_seconds)
@@ -244,6 +248,9 @@ def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path) -> dic
     with ctx.prometheus() as prom:
         document = build_report(prom, treaty_id=ctx.plan.treaty_id, window=window, at=now,
                                 prometheus_url=ctx.stack.prometheus_url)
+    document["evidence"] = gather(
+        ctx.home, since=now - timedelta(seconds=document["window_seconds"]), until=now,
+        checkpoint_note=checkpoint_note)
     write_report(document, output)
     ctx.say(f"wrote {output}: {document['summary']} (window {window})")
     return document

@@ -2,6 +2,8 @@
 
 The document is canonical JSON (RFC 8785), like every report Aurora signs; with a key it
 gets ``.asc`` and ``.sha256`` exactly as the governance report does (``aurora.slo.gpg``).
+``day7-gate.pdf`` beside it is the same document for the board (``aurora.docket``), signed
+and checksummed the same way.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from typing import Any
 from rich.table import Table
 
 from aurora.canonical import canonical_json
+from aurora.docket.files import write_pdf
+from aurora.docket.render import gate_html
 from aurora.home import Home
 from aurora.slo import gpg
 from aurora.soak.collect import collect
@@ -32,6 +36,7 @@ class Verdict:
     path: Path
     signed: gpg.Signed | None
     sign_note: str
+    pdf: Path | None = None
 
 
 def document(state: SoakState, result: GateResult) -> dict[str, Any]:
@@ -61,14 +66,18 @@ def run_gate(home: Home, soak_id: str | None = None, *, key: str | None = None,
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(canonical_json(doc))
     tmp.replace(path)
+    pdf = write_pdf(doc, path, gate_html)  # the same document for the board
     signed = None
-    note = "unsigned: no key (--key or $AURORA_GPG_KEY)"
+    note = f"unsigned: no key (--key or $AURORA_GPG_KEY); {pdf.name} beside it"
     if key:
         signed = gpg.sign(path, key, gnupghome=gnupghome)
-        note = f"signed with {key}: {signed.signature.name}, {signed.checksum.name}"
+        signed_pdf = gpg.sign(pdf, key, gnupghome=gnupghome)
+        note = (f"signed with {key}: {signed.signature.name}, {signed.checksum.name}, "
+                f"{signed_pdf.signature.name}, {signed_pdf.checksum.name}")
     else:
         gpg.write_checksum(path)
-    return Verdict(state, result, doc, path, signed, note)
+        gpg.write_checksum(pdf)
+    return Verdict(state, result, doc, path, signed, note, pdf)
 
 
 def gate_table(verdict: Verdict) -> Table:
