@@ -113,7 +113,11 @@ def test_every_expression_is_accepted_and_the_dashboards_return_data(
         answer = query(prometheus, expr)
         assert answer["status"] == "success", (where, expr, answer)
     dashboard = json.loads((REPO / "ops/grafana/grafana-kpi-panels-patch.json").read_text())
-    must_return = set(artifacts.iter_dashboard_exprs(dashboard["dashboard"]))
+    # the synthetic feed has no incident receiver: the incident panels must return data in
+    # tests/integration/test_observatory_live.py, against the whole stack (and every
+    # expression is accepted here, above)
+    must_return = {e for e in artifacts.iter_dashboard_exprs(dashboard["dashboard"])
+                   if "aurora_incidents" not in e}
     must_return |= set(queries.QUANTILE_RECORDS.values())
 
     def silent() -> list[str]:

@@ -276,3 +276,8 @@ def over_time(function: str, metric: str, window: str, treaty_id: str) -> str:
     aggregate = "sum" if function == "count" else function
     return (f"{aggregate} by (treaty_id) "
             f"({function}_over_time({selector(metric, treaty_id=treaty_id)}[{window}]))")
+
+# --- incidents (the receiver, :9111) -------------------------------------------------------
+
+INCIDENTS_OPEN = "sum by (sev) (aurora_incidents_open)"
+INCIDENTS_OPENED = "sum by (sev) (increase(aurora_incidents_opened_total[1h]))"
