@@ -156,3 +156,54 @@ def test_the_html_is_self_contained(pdfs: dict[str, Any]) -> None:
     html = render.slo_report_html(report, NAME)
     assert html.count("data:image/png;base64,") == len(report["slos"])
     assert "http://" not in html.replace(report["prometheus"], "")
+
+
+def test_the_record_of_a_home_is_in_the_report_and_on_the_page(home: Path,
+                                                              tmp_path: Path) -> None:
+    """A real ledger with a verified backup and a signed checkpoint: the evidence section
+    names them, the first page carries the signed root, the commands name the files."""
+    from datetime import timedelta
+
+    from aurora.docket.evidence import gather
+    from aurora.home import Home
+    from aurora.ledger import Entry, Ledger
+    from aurora.ledger.backup import backup
+
+    aurora_home = Home(home)
+    with Ledger.open(aurora_home) as ledger:
+        ledger.append(Entry(kind="note", data={"what": "a record"}))
+    info = backup(aurora_home)
+    with Ledger.open(aurora_home) as ledger:
+        note = ledger.checkpoint()
+    report = report_for("compliant")
+    from aurora.wire import utc_now
+
+    now = utc_now()
+    report["evidence"] = gather(aurora_home, since=now - timedelta(hours=1), until=now,
+                                checkpoint_note=note)
+    evidence = report["evidence"]
+    assert evidence["ledger"]["available"] and evidence["ledger"]["checkpoint"]["note"] == note
+    assert [b["file"] for b in evidence["backups"]["listed"]] == [info.file]
+    assert evidence["backups"]["listed"][0]["file_check"] == "sha256 matches"
+    assert evidence["incidents"]["available"] and evidence["incidents"]["total"] == 0
+    path = tmp_path / "r.pdf"
+    path.write_bytes(render.pdf(render.slo_report_html(report, NAME), report))
+    first = text(path, 1)
+    assert evidence["ledger"]["checkpoint"]["root"] in first
+    whole = text(path)
+    assert info.file in whole and "No incident was opened in the window." in whole
+    assert f"aurora ledger consistency --old {evidence['ledger']['checkpoint']['size']}" in whole
+    assert "gpg --verify canary-72h.pdf.asc canary-72h.pdf" in whole
+
+
+def test_an_unreadable_record_is_said_so(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from aurora.docket.evidence import gather
+    from aurora.home import Home
+
+    report = report_for("compliant")
+    report["evidence"] = gather(Home(tmp_path), since=AT - timedelta(hours=72), until=AT)
+    assert report["evidence"]["ledger"]["available"] is False
+    html = render.slo_report_html(report, NAME)
+    assert "ledger not available" in html and "backups not available" in html
