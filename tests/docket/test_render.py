@@ -207,3 +207,24 @@ def test_an_unreadable_record_is_said_so(tmp_path: Path) -> None:
     assert report["evidence"]["ledger"]["available"] is False
     html = render.slo_report_html(report, NAME)
     assert "ledger not available" in html and "backups not available" in html
+
+
+def test_aurora_slo_render_writes_the_same_pdf_and_refuses_other_files(
+        home: Path, tmp_path: Path) -> None:
+    from aurora.slo.report import write_report
+
+    report = report_for("outage")
+    source = write_report(report, tmp_path / "canary-72h.json")
+    aurora = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aurora"
+    done = subprocess.run([str(aurora), "slo", "render", str(source)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    signed = render.signed_form(report)  # the file's JSON, as anyone reads it back
+    assert (tmp_path / "canary-72h.pdf").read_bytes() == \
+        render.pdf(render.slo_report_html(signed, NAME), signed)
+    other = tmp_path / "other.json"
+    other.write_text('{"report": "something else"}')
+    refused = subprocess.run([str(aurora), "slo", "render", str(other)], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ")
+    assert not (tmp_path / "other.pdf").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -162,11 +163,19 @@ def _source_date(document: dict[str, Any]) -> Iterator[None]:
             os.environ["SOURCE_DATE_EPOCH"] = old
 
 
+def signed_form(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as its signed bytes read back (canonical JSON writes 259200.0 as
+    259200): what anyone re-rendering the signed file gets, so what is rendered here."""
+    parsed: dict[str, Any] = json.loads(canonical_json(document))
+    return parsed
+
+
 def render(document: dict[str, Any], fmt: Format, path: Path,
            html_of: Callable[[dict[str, Any], str], str]) -> bytes:
     """The file content of ``document`` in ``fmt`` (json: canonical JSON, like signing)."""
     if fmt == "json":
         return canonical_json(document)
+    document = signed_form(document)
     name = path.name.rsplit(".", 1)[0]
     html = html_of(document, name)
     return html.encode() if fmt == "html" else pdf(html, document)

@@ -98,6 +98,36 @@ app.command("report")(report)
 reporter_app.command()(report)
 
 
+@app.command("render")
+def render_command(
+    file: Annotated[Path, typer.Argument(help="A report JSON (aurora slo report, "
+                                         "canary-72h.json, daily-*.json) or day7-gate.json.")],
+    fmt: ReportFormat = typer.Option("pdf", "--format", help="pdf or html."),
+) -> None:
+    """Render a report JSON for people, beside it (FILE.pdf / FILE.html), offline.
+
+    The same document always gives the same PDF: rendering a signed JSON again and comparing
+    it with the signed PDF (cmp) shows the PDF prints only what was signed.
+    """
+    from aurora.docket.files import write_rendering
+    from aurora.docket.render import gate_html, slo_report_html
+
+    if fmt == "json":
+        raise AuroraError("--format json: the file is already JSON; use pdf or html",
+                          exit_code=2)
+    try:
+        document = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AuroraError(f"{file}: cannot read a JSON report: {exc}", exit_code=2) from None
+    kinds = {"aurora-slo-report": slo_report_html, "aurora-day7-gate": gate_html}
+    html_of = kinds.get(document.get("report") if isinstance(document, dict) else None)
+    if html_of is None or document.get("version", 0) < (2 if html_of is slo_report_html else 1):
+        raise AuroraError(f"{file} is not a report this version renders (want "
+                          "aurora-slo-report version 2 or aurora-day7-gate)", exit_code=2)
+    out = write_rendering(document, file, fmt, html_of)
+    typer.echo(f"wrote {out}")
+
+
 def reporter_main(argv: list[str] | None = None) -> None:
     """Entry point of scripts/canary-slo-reporter.py."""
     from aurora.cli import run_app
