@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the OS packages Aurora runs with (Prometheus + promtool, Alertmanager + amtool,
-# GnuPG, sqlite3, jq, wrk; poppler-utils and WeasyPrint's Pango, HarfBuzz and fonts for the
-# PDF reports) when they are missing. Needs root and apt-get (Debian/Ubuntu);
-# elsewhere it prints the command to run. With --best-effort a failure is a warning only.
+# GnuPG, sqlite3, jq, wrk, HAProxy for the canary split; poppler-utils and WeasyPrint's
+# Pango, HarfBuzz and fonts for the PDF reports) when they are missing. Needs root and
+# apt-get (Debian/Ubuntu); elsewhere it prints the command to run. With --best-effort a
+# failure is a warning only.
 set -uo pipefail
 best_effort=0
 [ "${1:-}" = "--best-effort" ] && best_effort=1
@@ -10,13 +11,14 @@ best_effort=0
 declare -A package_of=(
   [prometheus]=prometheus [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
-  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl
+  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl [haproxy]=haproxy
   [pdftotext]=poppler-utils [pdftoppm]=poppler-utils [pdfimages]=poppler-utils
 )
 # libraries (no command to look for): the PDF reports' renderer, WeasyPrint, loads Pango
 # and HarfBuzz's subsetter; its text is set in DejaVu
 libraries=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
 missing=()
+PATH="$PATH:/usr/sbin:/sbin"  # haproxy lives in /usr/sbin, off a normal user's PATH
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
 done

@@ -53,7 +53,7 @@ def ledger_evidence(home: Home, checkpoint_note: str | None) -> dict[str, Any]:
 
 def incident_evidence(home: Home, since: datetime, until: datetime) -> dict[str, Any]:
     """Every incident opened in the window: SEV, times, response against its SLA."""
-    from aurora.incidents.store import IncidentStore, incident_report
+    from aurora.incidents.service import IncidentStore, incident_report
 
     try:
         summary = incident_report(home, since=since, until=until)

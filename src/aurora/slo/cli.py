@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from aurora.cliopts import DURATION, TIME
 from aurora.errors import AuroraError
 
 app = typer.Typer(no_args_is_help=True)
@@ -32,9 +33,10 @@ def report(
         help="Sign with this GnuPG secret key: FILE.asc and FILE.sha256."),
     treaty_id: str | None = typer.Option(
         None, "--treaty-id", metavar="ID", help="Treaty (default: the treaty template's)"),
-    window: str = typer.Option("72h", "--window", help="How far back: 24h, 72h, 7d, ..."),
+    window: str = typer.Option("72h", "--window", parser=DURATION,
+                               help="How far back: 24h, 72h, 7d, ..."),
     at: str | None = typer.Option(
-        None, "--at", metavar="RFC3339",
+        None, "--at", metavar="RFC3339", parser=TIME,
         help="Evaluate at this time instead of now (re-creates a report)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     fmt: ReportFormat = typer.Option(
@@ -120,7 +122,7 @@ def render_command(
     except (OSError, ValueError) as exc:
         raise AuroraError(f"{file}: cannot read a JSON report: {exc}", exit_code=2) from None
     kinds = {"aurora-slo-report": slo_report_html, "aurora-day7-gate": gate_html}
-    html_of = kinds.get(document.get("report") if isinstance(document, dict) else None)
+    html_of = kinds.get(str(document.get("report")) if isinstance(document, dict) else "")
     if html_of is None or document.get("version", 0) < (2 if html_of is slo_report_html else 1):
         raise AuroraError(f"{file} is not a report this version renders (want "
                           "aurora-slo-report version 2 or aurora-day7-gate)", exit_code=2)
