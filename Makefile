@@ -34,7 +34,7 @@ smoke-e2e: install
 	@$(BIN)/aurora smoke
 
 test: install system-deps
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@AURORA_REQUIRE_TOOLS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install system-deps
 	@$(BIN)/python benchmarks/run_all.py

@@ -58,10 +58,11 @@ async def _read_body(request: Request) -> bytes:
 
 
 class Receiver:
-    def __init__(self, home: Home, store: IncidentStore | None, check_every: float) -> None:
+    def __init__(self, home: Home, store: IncidentStore | None, check_every: float,
+                 owns_store: bool | None = None) -> None:
         self.home = home
         self.store = store
-        self._owns_store = store is None
+        self._owns_store = store is None if owns_store is None else owns_store
         self.check_every = check_every
         self.webhooks = metrics.WebhookCounts()
 
@@ -169,9 +170,11 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 def create_app(home: Home, *, store: IncidentStore | None = None,
-               check_every: float = 15.0) -> Starlette:
-    """The receiver; it opens (and closes) its own store unless one is given (tests)."""
-    receiver = Receiver(home, store, check_every)
+               check_every: float = 15.0, owns_store: bool | None = None) -> Starlette:
+    """The receiver; it opens (and closes) its own store unless one is given (tests).
+    ``owns_store``: close a given store at shutdown too (the lifespan's exit is the last
+    moment: uvicorn re-raises SIGTERM once it has shut down)."""
+    receiver = Receiver(home, store, check_every, owns_store)
     app = Starlette(routes=[
         Route("/alerts", receiver.alerts, methods=["POST"]),
         Route("/incidents", receiver.list_incidents, methods=["GET"]),
