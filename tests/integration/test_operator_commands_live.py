@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import select
 import shutil
 import signal
 import sqlite3
@@ -183,6 +184,10 @@ def test_tenant_traffic_ends_with_a_summary_on_ctrl_c(op: Operator) -> None:
     before = op.live.value('sum(treaty_requests_total)') or 0.0
     traffic = op.start("aurora traffic --rate 2 --duration 10m")
     try:
+        assert traffic.stdout is not None
+        ready, _, _ = select.select([traffic.stdout], [], [], 120)
+        assert ready, "aurora traffic printed nothing"
+        assert traffic.stdout.readline().startswith("traffic: 2 orders/s offered")
         wait_until("orders flowing", lambda: (op.live.value('sum(treaty_requests_total)')
                                               or 0.0) >= before + 10)
         traffic.send_signal(signal.SIGINT)  # the operator's Ctrl-C
