@@ -349,7 +349,8 @@ def test_tampering_with_the_live_ledger_fires_the_sev1_alert(op: Operator) -> No
         assert closed.returncode == 0 or (
             closed.returncode == 1 and closed.stderr.startswith(f"error: {inc} is already "
                                                                 "resolved"))
-        [done] = live.incidents(alertname="AuroraLedgerTampering")
+        done = next(i for i in live.incidents(alertname="AuroraLedgerTampering")
+                    if i["id"] == inc)
         assert done["status"] == "resolved" and done["acknowledged_by"] == "alice"
     finally:
         os.killpg(tamper.pid, signal.SIGTERM)  # the loop this test started, and its sqlite3
