@@ -28,7 +28,7 @@ from aurora.home import Home
 from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
 from aurora.incidents.drill import run_alert_drill
 from aurora.incidents.model import Incident
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 from support import needs_tools
 
 from .conftest import TREATY, ledger_incident_entries

@@ -154,6 +154,7 @@ def test_the_stack_commands(op: Operator) -> None:
     health = op.sh("./ops/bin/health-check").stdout
     assert "FAIL" not in health
     op.sh("aurora health-check")
+    assert "stable slice" in op.sh("aurora canary plan").stdout  # sizing: pure, offline
 
 
 # --- 3. an order and the ledger -----------------------------------------------------------
