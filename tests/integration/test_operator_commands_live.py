@@ -341,7 +341,12 @@ def test_tampering_with_the_live_ledger_fires_the_sev1_alert(op: Operator) -> No
         inc = incident["id"]
         # the runbook's SEV1 steps
         assert inc in op.sh("aurora incident list --open").stdout
-        op.sh(f"aurora incident ack {inc} --by alice --note \"looking at akash outage\"")
+        # acknowledging it; in this compressed stack the alert's 10-minute hold is seconds,
+        # so Alertmanager may have resolved it first: then one clear line, nothing changed
+        acked = op.sh(f"aurora incident ack {inc} --by alice --note \"looking at akash outage\"",
+                      expect=None)
+        assert acked.returncode == 0 or (acked.returncode == 1 and
+                                         f"error: {inc} is already resolved" in acked.stderr)
         assert "AuroraLedgerTampering" in op.sh(f"aurora incident show {inc}").stdout
         assert "TAMPERED" in op.sh("aurora ledger verify-audit", expect=1).stdout
         # closing it by hand; the alert may have cleared first (its 10-minute hold is seconds
@@ -353,7 +358,8 @@ def test_tampering_with_the_live_ledger_fires_the_sev1_alert(op: Operator) -> No
                                                                 "resolved"))
         done = next(i for i in live.incidents(alertname="AuroraLedgerTampering")
                     if i["id"] == inc)
-        assert done["status"] == "resolved" and done["acknowledged_by"] == "alice"
+        assert done["status"] == "resolved"
+        assert done["acknowledged_by"] == ("alice" if acked.returncode == 0 else None)
     finally:
         os.killpg(tamper.pid, signal.SIGTERM)  # the loop this test started, and its sqlite3
         tamper.wait(timeout=30)
