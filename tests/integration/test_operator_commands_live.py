@@ -359,7 +359,7 @@ def test_tampering_with_the_live_ledger_fires_the_sev1_alert(op: Operator) -> No
         done = next(i for i in live.incidents(alertname="AuroraLedgerTampering")
                     if i["id"] == inc)
         assert done["status"] == "resolved"
-        assert done["acknowledged_by"] == ("alice" if acked.returncode == 0 else None)
+        assert acked.returncode != 0 or done["acknowledged_by"] == "alice"
     finally:
         os.killpg(tamper.pid, signal.SIGTERM)  # the loop this test started, and its sqlite3
         tamper.wait(timeout=30)
