@@ -86,6 +86,10 @@ class StackConfig(_Strict):
     # the signed-note key name: no spaces, no "+"
     ledger_origin: Annotated[str, StringConstraints(pattern=r"^[^\s+]+$")] = (
         "aurora.local/remembrancer")
+    # where the ledger (and, with replicas, the treaty state) lives: "" = the SQLite file
+    # ops/data/remembrancer.db (the embedded default); "postgresql://..." = PostgreSQL
+    database_url: Annotated[str, StringConstraints(
+        pattern=r"^(|postgres(ql)?://\S*)$")] = ""
 
     _durations = field_validator("fill_window", "fill_bucket_every", "provenance_window",
                                  "backup_every")(_check_duration)
