@@ -11,7 +11,6 @@ drivers). A trigger lets the row's size only grow.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -338,12 +337,17 @@ class PgStore:
     def first_column_mismatch(self, size: int) -> int | None:
         import psycopg.errors
 
+        from aurora.ledger.audit import row_problem
+
         try:
             with self.conn.transaction():
                 row = self.conn.execute(COLUMN_CHECK, (size,)).fetchone()
             return None if row is None else int(row[0])
-        except psycopg.errors.InvalidTextRepresentation:
-            pass  # some payload is not JSON: find it row by row (tampered logs only)
+        except (psycopg.errors.InvalidTextRepresentation,
+                psycopg.errors.UntranslatableCharacter):
+            # A payload jsonb refuses: not JSON (tampered), or holding \u0000, which JSON
+            # allows and jsonb does not. Check row by row in Python instead.
+            pass
         except psycopg.Error as exc:
             with self.errors():
                 raise exc from None
@@ -352,9 +356,7 @@ class PgStore:
             page = self.scan_page(kinds=None, since_ts=None, after=after, stop=size,
                                   limit=1000)
             for entry in page:
-                try:
-                    json.loads(entry.payload)
-                except ValueError:
+                if row_problem(entry) is not None:
                     return entry.seq
             if len(page) < 1000:
                 return None
