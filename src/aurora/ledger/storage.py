@@ -134,6 +134,10 @@ def exists(location: Location) -> bool:
         return False
 
 
+def home_ledger_exists(home: Home) -> bool:
+    return exists(ledger_location(home))
+
+
 def same_location(a: Location, b: Location) -> bool:
     if isinstance(a, Path) and isinstance(b, Path):
         return a.resolve() == b.resolve()
