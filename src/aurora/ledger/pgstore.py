@@ -287,6 +287,12 @@ class PgStore:
                 f"SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size {order}")
             return [(int(size), _bytes(root), str(note)) for size, root, note in rows]
 
+    def checkpoint_table(self) -> list[tuple[int, bytes, str, str]]:
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT tree_size, root_hash, ts, note FROM checkpoints ORDER BY tree_size")
+            return [(int(n), _bytes(r), str(t), str(note)) for n, r, t, note in rows]
+
     # --- the audit's streams (server-side cursors: memory stays flat) ----------------------
 
     def _stream(self, sql: str, args: Sequence[object] = ()) -> psycopg.Cursor[tuple[Any, ...]]:
