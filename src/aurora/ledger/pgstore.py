@@ -376,9 +376,10 @@ class PgStore:
         with self.errors():
             conn = self.conn
             if self._one("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'") is None:
-                try:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
-                except psycopg.Error as exc:
+                try:  # on a connection of its own: this one may be read-only
+                    with connect(self.url) as admin:
+                        admin.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+                except (psycopg.Error, DatabaseError) as exc:
                     raise LedgerDatabaseError(
                         f"{self.location}: amcheck is not installed and cannot be created "
                         f"({str(exc).strip()}); run CREATE EXTENSION amcheck as a superuser"
