@@ -94,15 +94,25 @@ LEDGER_COLUMNS = {"seq", "ts", "kind", "treaty_id", "tenant_id", "subject", "pay
                   "leaf_hash"}
 AUDIT_FETCH = 8192  # rows per round trip of the audit's server-side cursors
 
-# The audit's column check, in the server (parallel to the hashing in Python): the
-# payload's six fields must equal the columns, type-exact (jsonb: 5 and "5", null and
-# "" differ). A payload that is not JSON makes the cast fail: see first_column_mismatch.
+# The audit's column check, in the server (parallel to the hashing in Python). A
+# payload is '{"data":' + data + a tail that is a function of the columns alone (the
+# layout `entry.prepare` writes, keys in RFC 8785 order): rebuild the tail from the
+# columns and compare text, which is type-exact (5 and "5", null and "" differ) and
+# far cheaper than parsing every payload into jsonb. PostgreSQL's JSON string escapes
+# are RFC 8785's (short forms for \b\f\n\r\t, \u00xx for other controls, nothing
+# else). ``payload::json`` checks the payload is JSON; if not, the cast fails: see
+# first_column_mismatch.
 COLUMN_CHECK = """
-SELECT seq FROM audit_log, LATERAL (SELECT payload::jsonb AS j) AS p
-WHERE seq < %s AND (left(payload, 8) <> '{"data":'
-   OR jsonb_build_array(j->'seq', j->'ts', j->'kind', j->'treaty_id', j->'tenant_id',
-                        j->'subject')
-      IS DISTINCT FROM jsonb_build_array(seq, ts, kind, treaty_id, tenant_id, subject))
+SELECT seq FROM (
+  SELECT seq, payload,
+         ',"kind":' || to_json(kind)::text || ',"seq":' || seq::text
+         || ',"subject":' || coalesce(to_json(subject)::text, 'null')
+         || ',"tenant_id":' || coalesce(to_json(tenant_id)::text, 'null')
+         || ',"treaty_id":' || coalesce(to_json(treaty_id)::text, 'null')
+         || ',"ts":' || to_json(ts)::text || '}' AS tail
+  FROM audit_log WHERE seq < %s OFFSET 0) AS r
+WHERE left(payload, 8) <> '{"data":' OR right(payload, length(tail)) <> tail
+   OR payload::json IS NULL
 ORDER BY seq LIMIT 1
 """
 
