@@ -309,7 +309,7 @@ class PgStore:
         """A named cursor; needs the enclosing transaction (the audit's snapshot)."""
         self._cursors += 1
         with self.errors():
-            cursor = self.conn.cursor(name=f"aurora_audit_{self._cursors}")
+            cursor = self.conn.cursor(name=f"aurora_audit_{self._cursors}", binary=True)
             cursor.itersize = AUDIT_FETCH
             cursor.execute(sql, args)
         return cursor
