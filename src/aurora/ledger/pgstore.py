@@ -430,6 +430,12 @@ class PgStore:
                 assert isinstance(last, int)
                 cursor.execute("UPDATE ledger_tree SET size = %s WHERE id = 1", (last + 1,))
 
+    def sync_tree_size(self) -> None:
+        """Move the tree-state row to the rows a bulk load (a restored dump) wrote."""
+        with self.errors():
+            self.conn.execute("UPDATE ledger_tree SET size = (SELECT coalesce(max(seq) + 1, 0) "
+                              "FROM audit_log) WHERE id = 1")
+
     def insert_checkpoint(self, size: int, root: bytes, ts: str, note: str) -> None:
         """Store a checkpoint; one for a size exists at most, and never with another root."""
         with self.errors():
