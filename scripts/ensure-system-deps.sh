@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the OS packages Aurora runs with (Prometheus + promtool, Alertmanager + amtool,
-# GnuPG, sqlite3, jq, wrk) when they are missing. Needs root and apt-get (Debian/Ubuntu);
-# elsewhere it prints the command to run. With --best-effort a failure is a warning only.
+# GnuPG, sqlite3, jq, wrk, the PostgreSQL server) when they are missing. Needs root and
+# apt-get (Debian/Ubuntu); elsewhere it prints the command to run. With --best-effort a failure is a warning only.
 set -uo pipefail
 best_effort=0
 [ "${1:-}" = "--best-effort" ] && best_effort=1
@@ -15,6 +15,10 @@ missing=()
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
 done
+# PostgreSQL's server binaries live outside PATH on Debian (/usr/lib/postgresql/<v>/bin);
+# the package also creates the unprivileged `postgres` user the tests run clusters as.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
+  || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 

@@ -26,6 +26,7 @@ app = typer.Typer(
 def _register() -> None:
     from aurora import stack_cli
     from aurora.bridge.cli import register as register_bridge
+    from aurora.db.cli import app as db_app
     from aurora.incidents.cli import app as incident_app
     from aurora.ledger.cli import app as ledger_app
     from aurora.providers.cli import chaos_app
@@ -42,6 +43,7 @@ def _register() -> None:
     register_observatory(app)
     register_soak(app)
     app.add_typer(ledger_app, name="ledger", help="The Remembrancer: append-only Merkle audit log.")
+    app.add_typer(db_app, name="db", help="PostgreSQL for the replicated mode: up, down, init.")
     app.add_typer(chaos_app, name="chaos", help="Inject provider faults into the running network.")
     app.add_typer(slo_app, name="slo", help="SLO reports from Prometheus.")
     app.add_typer(incident_app, name="incident", help="Incidents opened by alerts.")
