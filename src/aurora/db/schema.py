@@ -19,6 +19,7 @@ from aurora.db.postgres import DatabaseError, connect, errors, redact
 # modules that define a module-level ``SCHEMA: Schema``, applied in this order
 OWNERS: tuple[str, ...] = (
     "aurora.ledger.pgstore",
+    "aurora.policy.pgstate",  # the treaty state (after the ledger: it indexes audit_log)
 )
 VERSIONS_TABLE = "aurora_schema"
 _LOCK_KEY = 0x41555252  # pg_advisory_xact_lock key for schema changes ("AURR")
