@@ -16,8 +16,8 @@ checked: a run counts only 200s.
 Overhead mode: realistic provider delays, an open-loop client at ``--rate``
 orders/s (after 5 s of unmeasured warm-up at the same rate); overhead per order =
 client-observed latency − the time spent waiting on providers (the sum of every
-attempt's duration, failed ones included, as the bridge recorded them in the ledger entry the receipt
-carries), i.e. what the bridge, the client's HTTP hop and the ledger add.
+attempt's duration, failed ones included, as the bridge recorded them in the ledger
+entry the receipt carries), i.e. what the bridge, the client's HTTP hop and the ledger add.
 
 PostgreSQL mode (``--postgres``): the same throughput run with ``database_url`` set to a
 throwaway local cluster started for the run (``aurora.db.cluster``, durable settings:
