@@ -22,6 +22,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports (replicas' metrics ports)."""
+    for _ in range(100):
+        base = free_port()
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 def make_home(root: Path, **stack_overrides: object) -> Path:
     """A copy of the project's configuration in ``root`` with its own free ports and keys."""
     for part in ("config", "templates", "schemas"):
@@ -32,6 +51,7 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
     for name in ("bridge_port", "metrics_port", "providers_port", "prometheus_port",
                  "alertmanager_port", "incidents_port"):
         stack[name] = free_port()
+    stack["replica_metrics_port"] = free_port_run(4)  # replicas 2..5
     stack.update(stack_overrides)
     (root / "config" / "stack.json").write_text(json.dumps(stack, indent=2))
     from aurora.home import Home

@@ -83,12 +83,14 @@ def replica_name(replica: int) -> str:
 
 
 def _replica(replica: int) -> Service:
-    # the order port is shared, so a replica's own readiness shows on its metrics port
-    # (served before its order socket opens; SO_REUSEPORT hands connections only to
-    # sockets that listen)
+    # The order port is shared, so a replica's own readiness shows on its metrics port
+    # (served just before its order socket opens; SO_REUSEPORT hands connections only to
+    # sockets that listen). Not /metrics itself: a fresh replica's first scrape re-verifies
+    # the provenance window from the ledger, which takes seconds under load; the exporter
+    # answers /favicon.ico at once without collecting.
     return Service(replica_name(replica),
                    lambda h, s: [*AURORA, "bridge", "--replica", str(replica)],
-                   lambda s: s.url(s.replica_metrics(replica), "/metrics"))
+                   lambda s: s.url(s.replica_metrics(replica), "/favicon.ico"))
 
 
 def running_replicas(home: Home) -> list[str]:

@@ -189,8 +189,11 @@ class Ledger:
 
     @staticmethod
     def _check_stored_hashes(store: LedgerStore) -> None:
-        size = store.size()
-        have, want = store.stored_hash_count(), merkle.stored_hash_count(size)
+        # one snapshot: other writers (replicas) may append between two separate reads
+        with store.transaction(write=False):
+            size = store.size()
+            have = store.stored_hash_count()
+        want = merkle.stored_hash_count(size)
         if have != want:
             raise LedgerDatabaseError(
                 f"ledger database {store.location} holds {size} entries but {have} of their {want} "
