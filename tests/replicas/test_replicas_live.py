@@ -251,7 +251,7 @@ def test_replicas_killed_under_load_lose_nothing_acknowledged(replicas: Stack) -
             kills += 1
             before = load.filled()
             # the survivors keep answering while the dead one is down
-            _wait(lambda before=before: load.filled() > before + 5, 60,  # type: ignore[misc]
+            _wait(lambda before=before: load.filled() > before + 5, 60,
                   "the surviving replicas to keep filling orders")
             audit = replicas.verify_audit()
             assert audit.returncode == 0, audit.stdout + audit.stderr
