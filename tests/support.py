@@ -111,8 +111,18 @@ class PgCluster:
         self._admin(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.url(name)
 
-    def stop(self) -> None:
+    def stop_server(self) -> None:
+        """Stop the server (fast shutdown, by PID), keeping its data: a PostgreSQL outage."""
         from aurora.db import cluster
 
         cluster.stop(self.home)
+
+    def start_server(self) -> None:
+        """Start the stopped server again on the same port and data."""
+        from aurora.db import cluster
+
+        self.cluster = cluster.start(self.home, self.root / "data", self.port, fast=True)
+
+    def stop(self) -> None:
+        self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -27,6 +27,7 @@ from functools import partial
 from typing import Any
 
 from aurora.ledger import merkle
+from aurora.ledger.entry import LedgerRow
 from aurora.ledger.errors import NoteError, TamperedError
 from aurora.ledger.note import Checkpoint, Verifier, open_checkpoint, parse_note
 from aurora.ledger.storage import LedgerStore, Location, open_store
@@ -285,22 +286,26 @@ def _compare_hashes(stored: Sequence[tuple[int, bytes]], computed: list[bytes],
             pos += 1
 
 
+def row_problem(row: LedgerRow) -> str | None:
+    """Which column of a row disagrees with its payload, if any (the slow, exact check)."""
+    try:
+        entry = json.loads(row.payload)
+    except ValueError:
+        return "payload is not JSON"
+    if not isinstance(entry, dict) or set(entry) != ENTRY_KEYS:
+        return "payload is not a ledger entry (wrong fields)"
+    for name in COLUMNS:
+        column = getattr(row, name)
+        if entry[name] != column or type(entry[name]) is not type(column):
+            return f"column {name} = {column!r} differs from the payload's {entry[name]!r}"
+    return None
+
+
 def _column_error(store: LedgerStore, seq: int) -> TamperedError:
     """Say which column of row ``seq`` disagrees with its payload."""
     row = store.get(seq)
     assert row is not None
-    try:
-        entry = json.loads(row.payload)
-    except ValueError:
-        return TamperedError(seq, "payload is not JSON")
-    if not isinstance(entry, dict) or set(entry) != ENTRY_KEYS:
-        return TamperedError(seq, "payload is not a ledger entry (wrong fields)")
-    for name in COLUMNS:
-        column = getattr(row, name)
-        if entry[name] != column or type(entry[name]) is not type(column):
-            return TamperedError(seq, f"column {name} = {column!r} differs from the payload's "
-                                      f"{entry[name]!r}")
-    return TamperedError(seq, "columns differ from the payload")
+    return TamperedError(seq, row_problem(row) or "columns differ from the payload")
 
 
 def audit(location: Location, verifiers: Sequence[Verifier], *, origin: str | None = None,

@@ -151,7 +151,7 @@ def gunzip_to(source: Path, target: Path) -> None:
         raise BackupError(f"{source} is truncated or corrupt ({exc})") from None
 
 
-def _copy_durably(source: Path, target: Path) -> None:
+def copy_durably(source: Path, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     shutil.copyfile(source, tmp)
     with open(tmp, "rb+") as fh:
@@ -160,7 +160,7 @@ def _copy_durably(source: Path, target: Path) -> None:
     fsync_dir(target.parent)
 
 
-def _append_manifest(out_dir: Path, info: BackupInfo) -> None:
+def append_manifest(out_dir: Path, info: BackupInfo) -> None:
     with open(out_dir / MANIFEST, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(info.to_json(), sort_keys=True) + "\n")
         fh.flush()
@@ -201,8 +201,8 @@ def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
             fsync_dir(out)
         atomic_write(out / f"{filename}.json",
                      (json.dumps(info.to_json(), indent=2) + "\n").encode())
-        _append_manifest(out, info)
-        _copy_durably(target, out / LATEST)
+        append_manifest(out, info)
+        copy_durably(target, out / LATEST)
         atomic_write(out / f"{LATEST}.json", (json.dumps(info.to_json(), indent=2) + "\n")
                      .encode())
         ledger.append(Entry(kind="backup", data={

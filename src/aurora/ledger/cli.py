@@ -427,3 +427,32 @@ def restore(
         print(f"kept previous: {path}")
     for warning in info.warnings:
         print(f"warning: {warning}")
+
+
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="The empty target: a postgresql:// URL or "
+                                    "a SQLite file.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the ledger (every leaf, stored hash and checkpoint) into another store; verify
+    the copy, and link it to the source's last checkpoint by a consistency proof."""
+    from aurora.ledger.migrate import migrate as run
+
+    bar = _ProgressBar()
+    try:
+        info = run(Home.discover(), to, db=db, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        _emit(info.to_json())
+        return
+    print(f"migrated {_entries(info.tree_size)} and {info.checkpoints} signed checkpoints "
+          f"from {info.source} to {info.target}")
+    print(f"root {info.root_hash} (equal on both; verify-audit ok on the target)")
+    if info.last_checkpoint_before:
+        print(f"consistency proof {info.last_checkpoint_before} -> "
+              f"{info.first_checkpoint_after} verifies")
+    print(f"use it: set database_url (or AURORA_DATABASE_URL) to {info.target}"
+          if info.target.startswith("postgres") else f"use it: --db {info.target}")

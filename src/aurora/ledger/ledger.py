@@ -45,6 +45,7 @@ from aurora.ledger.entry import (
     prepare,
 )
 from aurora.ledger.errors import (
+    EntryError,
     LedgerClosedError,
     LedgerDatabaseError,
     LedgerError,
@@ -233,6 +234,8 @@ class Ledger:
         ``entry.data`` afterwards: the receipt refers to it.
         """
         prepared = prepare(entry)
+        if isinstance(self.location, str):
+            _check_text_columns(prepared)
         future: concurrent.futures.Future[Receipt] = concurrent.futures.Future()
         self._put((prepared, future))
         return future
@@ -599,6 +602,16 @@ class Ledger:
     def checkpoints(self) -> list[StoredCheckpoint]:
         return [StoredCheckpoint(size, root, note)
                 for size, root, note in self._reader().checkpoint_rows()]
+
+
+def _check_text_columns(entry: PreparedEntry) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it here, in the caller's thread, rather
+    than fail the whole batch it would be committed with (its payload escapes it)."""
+    for name in ("kind", "treaty_id", "tenant_id", "subject"):
+        value = getattr(entry, name)
+        if isinstance(value, str) and "\x00" in value:
+            raise EntryError(f"entry {name} holds a NUL character, which PostgreSQL text "
+                             "columns cannot store")
 
 
 _log = logging.getLogger("aurora.ledger")

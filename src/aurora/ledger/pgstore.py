@@ -11,7 +11,6 @@ drivers). A trigger lets the row's size only grow.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -95,15 +94,25 @@ LEDGER_COLUMNS = {"seq", "ts", "kind", "treaty_id", "tenant_id", "subject", "pay
                   "leaf_hash"}
 AUDIT_FETCH = 8192  # rows per round trip of the audit's server-side cursors
 
-# The audit's column check, in the server (parallel to the hashing in Python): the
-# payload's six fields must equal the columns, type-exact (jsonb: 5 and "5", null and
-# "" differ). A payload that is not JSON makes the cast fail: see first_column_mismatch.
+# The audit's column check, in the server (parallel to the hashing in Python). A
+# payload is '{"data":' + data + a tail that is a function of the columns alone (the
+# layout `entry.prepare` writes, keys in RFC 8785 order): rebuild the tail from the
+# columns and compare text, which is type-exact (5 and "5", null and "" differ) and
+# far cheaper than parsing every payload into jsonb. PostgreSQL's JSON string escapes
+# are RFC 8785's (short forms for \b\f\n\r\t, \u00xx for other controls, nothing
+# else). ``payload::json`` checks the payload is JSON; if not, the cast fails: see
+# first_column_mismatch.
 COLUMN_CHECK = """
-SELECT seq FROM audit_log, LATERAL (SELECT payload::jsonb AS j) AS p
-WHERE seq < %s AND (left(payload, 8) <> '{"data":'
-   OR jsonb_build_array(j->'seq', j->'ts', j->'kind', j->'treaty_id', j->'tenant_id',
-                        j->'subject')
-      IS DISTINCT FROM jsonb_build_array(seq, ts, kind, treaty_id, tenant_id, subject))
+SELECT seq FROM (
+  SELECT seq, payload,
+         ',"kind":' || to_json(kind)::text || ',"seq":' || seq::text
+         || ',"subject":' || coalesce(to_json(subject)::text, 'null')
+         || ',"tenant_id":' || coalesce(to_json(tenant_id)::text, 'null')
+         || ',"treaty_id":' || coalesce(to_json(treaty_id)::text, 'null')
+         || ',"ts":' || to_json(ts)::text || '}' AS tail
+  FROM audit_log WHERE seq < %s OFFSET 0) AS r
+WHERE left(payload, 8) <> '{"data":' OR right(payload, length(tail)) <> tail
+   OR payload::json IS NULL
 ORDER BY seq LIMIT 1
 """
 
@@ -288,6 +297,12 @@ class PgStore:
                 f"SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size {order}")
             return [(int(size), _bytes(root), str(note)) for size, root, note in rows]
 
+    def checkpoint_table(self) -> list[tuple[int, bytes, str, str]]:
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT tree_size, root_hash, ts, note FROM checkpoints ORDER BY tree_size")
+            return [(int(n), _bytes(r), str(t), str(note)) for n, r, t, note in rows]
+
     # --- the audit's streams (server-side cursors: memory stays flat) ----------------------
 
     def _stream(self, sql: str, args: Sequence[object] = ()) -> psycopg.Cursor[tuple[Any, ...]]:
@@ -338,12 +353,17 @@ class PgStore:
     def first_column_mismatch(self, size: int) -> int | None:
         import psycopg.errors
 
+        from aurora.ledger.audit import row_problem
+
         try:
             with self.conn.transaction():
                 row = self.conn.execute(COLUMN_CHECK, (size,)).fetchone()
             return None if row is None else int(row[0])
-        except psycopg.errors.InvalidTextRepresentation:
-            pass  # some payload is not JSON: find it row by row (tampered logs only)
+        except (psycopg.errors.InvalidTextRepresentation,
+                psycopg.errors.UntranslatableCharacter):
+            # A payload jsonb refuses: not JSON (tampered), or holding \u0000, which JSON
+            # allows and jsonb does not. Check row by row in Python instead.
+            pass
         except psycopg.Error as exc:
             with self.errors():
                 raise exc from None
@@ -352,9 +372,7 @@ class PgStore:
             page = self.scan_page(kinds=None, since_ts=None, after=after, stop=size,
                                   limit=1000)
             for entry in page:
-                try:
-                    json.loads(entry.payload)
-                except ValueError:
+                if row_problem(entry) is not None:
                     return entry.seq
             if len(page) < 1000:
                 return None
@@ -368,9 +386,10 @@ class PgStore:
         with self.errors():
             conn = self.conn
             if self._one("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'") is None:
-                try:
-                    conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
-                except psycopg.Error as exc:
+                try:  # on a connection of its own: this one may be read-only
+                    with connect(self.url) as admin:
+                        admin.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+                except (psycopg.Error, DatabaseError) as exc:
                     raise LedgerDatabaseError(
                         f"{self.location}: amcheck is not installed and cannot be created "
                         f"({str(exc).strip()}); run CREATE EXTENSION amcheck as a superuser"

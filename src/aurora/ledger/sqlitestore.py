@@ -334,6 +334,14 @@ class SqliteStore:
                 f"SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size {order}")
             return [(int(size), bytes(root), str(note)) for size, root, note in rows]
 
+    def checkpoint_table(self) -> list[tuple[int, bytes, str, str]]:
+        if "checkpoints" not in self.tables():
+            return []
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT tree_size, root_hash, ts, note FROM checkpoints ORDER BY tree_size")
+            return [(int(n), bytes(r), str(t), str(note)) for n, r, t, note in rows]
+
     # --- the audit's streams --------------------------------------------------------------
 
     def leaf_rows(self) -> sqlite3.Cursor:

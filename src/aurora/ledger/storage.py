@@ -68,6 +68,8 @@ class LedgerStore(Protocol):
     def scan_page(self, *, kinds: Sequence[str] | None, since_ts: str | None, after: int,
                   stop: int | None, limit: int) -> list[LedgerRow]: ...
     def checkpoint_rows(self, *, latest_only: bool = False) -> list[tuple[int, bytes, str]]: ...
+    def checkpoint_table(self) -> list[tuple[int, bytes, str, str]]:
+        """Every stored checkpoint as (tree_size, root_hash, ts, note), by size."""
 
     # the audit's streams
     def leaf_rows(self) -> Rows:
@@ -132,6 +134,10 @@ def exists(location: Location) -> bool:
         return "audit_log" in existing_tables(location)
     except DatabaseError:
         return False
+
+
+def home_ledger_exists(home: Home) -> bool:
+    return exists(ledger_location(home))
 
 
 def same_location(a: Location, b: Location) -> bool:

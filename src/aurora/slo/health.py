@@ -183,14 +183,15 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 # a copy of the newest backup whose mtime is the copy's, not the backup's
-LATEST_COPY = "ledger-latest.db.gz"
+LATEST_COPIES = ("ledger-latest.db.gz", "ledger-latest.sql.gz")
 
 
 def newest_backup(backups: Path) -> Path | None:
-    """The most recently written ledger backup (``ledger-*.db`` or ``ledger-*.db.gz``)."""
-    candidates = [p for pattern in ("ledger-*.db", "ledger-*.db.gz")
+    """The most recently written ledger backup (``ledger-*.db``, ``ledger-*.db.gz``, or a
+    PostgreSQL ledger's ``ledger-*.sql.gz``)."""
+    candidates = [p for pattern in ("ledger-*.db", "ledger-*.db.gz", "ledger-*.sql.gz")
                   for p in backups.glob(pattern)
-                  if p.is_file() and p.name != LATEST_COPY]
+                  if p.is_file() and p.name not in LATEST_COPIES]
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
 
 

@@ -33,7 +33,15 @@ from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger import Ledger, LedgerError
 from aurora.ledger.audit import AuditReport, audit
-from aurora.ledger.backup import LATEST, gunzip_to, restore, snapshot, verify_database_copy
+from aurora.ledger.backup import (
+    LATEST,
+    gunzip_to,
+    integrity_check,
+    restore,
+    snapshot,
+    verify_database_copy,
+)
+from aurora.ledger.errors import BackupError
 from aurora.ledger.files import load_verifier, origin
 from aurora.wire import format_rfc3339, utc_now
 
@@ -188,17 +196,11 @@ def _prefix_of_live(home: Home, size: int, root: str) -> str:
     return f"consistency proof {size} → {proof.new_size} verifies against the live ledger"
 
 
-def _orders_after(db: Path, size: int) -> tuple[int, int]:
+def _orders_after(home: Home, db: Path, size: int) -> tuple[int, int]:
     """(acknowledged orders, all entries) in ``db`` at or after leaf ``size``."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        orders = con.execute("SELECT count(*) FROM audit_log WHERE seq >= ? AND kind = 'order'",
-                             (size,)).fetchone()[0]
-        entries = con.execute("SELECT count(*) FROM audit_log WHERE seq >= ?",
-                              (size,)).fetchone()[0]
-    finally:
-        con.close()
-    return int(orders), int(entries)
+    with Ledger.open(home, db=db, readonly=True) as ledger:
+        kinds = [row.kind for row in ledger.scan(start_seq=size)]
+    return kinds.count("order"), len(kinds)
 
 
 def _record(home: Home, report: DrillReport) -> None:
@@ -274,7 +276,7 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
             if root != chosen["root"]:
                 raise DrillFailed("the restored ledger's root differs from the backup's")
             prefix = _prefix_of_live(home, chosen["tree_size"], root)
-            orders, entries = _orders_after(home.ledger_db, chosen["tree_size"])
+            orders, entries = _orders_after(home, home.ledger_db, chosen["tree_size"])
             report.verified_after.update(tree_size=result.tree_size, root=result.root.hex(),
                                          backup_tree_size=chosen["tree_size"],
                                          backup_root=root, prefix_of_live=True)
@@ -347,11 +349,11 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
                 out = _run(["sqlite3", f"ops/backups/{name}", "PRAGMA integrity_check;"],
                            scratch.root).stdout.decode().strip()
             except _Skipped:
-                con = sqlite3.connect(scratch.backups_dir / name)
                 try:
-                    out = "; ".join(r[0] for r in con.execute("PRAGMA integrity_check"))
-                finally:
-                    con.close()
+                    integrity_check(scratch.backups_dir / name)
+                    out = "ok"
+                except BackupError as exc:
+                    out = str(exc)
                 out += " (Python sqlite3: the sqlite3 CLI is not installed)"
             if not out.startswith("ok"):
                 raise DrillFailed(f"PRAGMA integrity_check: {out[:200]}")
@@ -380,7 +382,7 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
                 raise DrillFailed("the restored root differs from the backup's sidecar")
             result = _audit(scratch, target)
             prefix = _prefix_of_live(home, info.tree_size, root)
-            orders, entries = _orders_after(home.ledger_db, info.tree_size)
+            orders, entries = _orders_after(home, home.ledger_db, info.tree_size)
             report.verified_after.update(tree_size=result.tree_size, root=result.root.hex(),
                                          backup_tree_size=info.tree_size, backup_root=root,
                                          prefix_of_live=True)
