@@ -137,12 +137,20 @@ def _statuses(answers: list[httpx.Response | Exception]) -> dict[object, int]:
 
 
 def test_one_order_sent_200_times_over_4_replicas_is_filled_once(replicas: Stack) -> None:
+    forged = replicas.order(gpu_hours=0.5)
+    forged["gpu_hours"] = 50.0  # no longer what the tenant signed
+    answers = asyncio.run(_post_all(replicas.order_url, [json.dumps(forged).encode()] * 8))
+    assert _statuses(answers) == {(401, "signature"): 8}
+    # unauthenticated input wrote nothing: no nonce, no usage
+    assert replicas.sql("SELECT count(*) FROM treaty_nonces")[0][0] == 0
+    assert replicas.sql("SELECT count(*) FROM treaty_usage WHERE used <> 0")[0][0] == 0
     body = json.dumps(replicas.order(gpu_hours=0.5)).encode()
     answers = asyncio.run(_post_all(replicas.order_url, [body] * 200))
     assert _statuses(answers) == {(200, None): 1, (409, "replay"): 199}
     # spread over every replica: each one answered some of the replays
     assert all(count > 0 for count in replicas.replica_counts("replay"))
     assert len(replicas.ledger_orders("tenant-42")) == 1
+    assert replicas.sql("SELECT count(*) FROM treaty_nonces")[0][0] == 1
 
 
 def test_200_orders_over_replicas_never_overrun_the_daily_cap(replicas: Stack) -> None:
