@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the OS packages Aurora runs with (Prometheus + promtool, Alertmanager + amtool,
-# GnuPG, sqlite3, jq, wrk, the PostgreSQL server) when they are missing. Needs root and
-# apt-get (Debian/Ubuntu); elsewhere it prints the command to run. With --best-effort a failure is a warning only.
+# GnuPG, sqlite3, jq, wrk, HAProxy for the canary split, the PostgreSQL server) when they
+# are missing. Needs root and apt-get (Debian/Ubuntu); elsewhere it prints the command to
+# run. With --best-effort a failure is a warning only.
 set -uo pipefail
 best_effort=0
 [ "${1:-}" = "--best-effort" ] && best_effort=1
@@ -9,9 +10,10 @@ best_effort=0
 declare -A package_of=(
   [prometheus]=prometheus [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
-  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl
+  [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl [haproxy]=haproxy
 )
 missing=()
+PATH="$PATH:/usr/sbin:/sbin"  # haproxy lives in /usr/sbin, off a normal user's PATH
 for cmd in "${!package_of[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
 done

@@ -26,6 +26,7 @@ app = typer.Typer(
 def _register() -> None:
     from aurora import stack_cli
     from aurora.bridge.cli import register as register_bridge
+    from aurora.canary.cli import app as canary_app
     from aurora.db.cli import app as db_app
     from aurora.incidents.cli import app as incident_app
     from aurora.ledger.cli import app as ledger_app
@@ -49,6 +50,8 @@ def _register() -> None:
     app.add_typer(incident_app, name="incident", help="Incidents opened by alerts.")
     app.add_typer(soak_app, name="soak", help="The 7-day soak protocol and its Day-7 gate.")
     app.add_typer(drill_app, name="drill", help="Emergency-procedure and alert drills.")
+    app.add_typer(canary_app, name="canary",
+                  help="Canary rollout (in progress): sample sizes and time to a verdict.")
 
 
 _register()

@@ -82,3 +82,25 @@ def test_an_outage_is_ledger_unavailable_and_the_writer_recovers(
         assert [r.data for r in ledger.scan()] == [{"i": 0}, {"i": 1}]
     report = audit(ledger_location(Home(home)), [verifier], origin=ORIGIN)
     assert report.tree_size == 2 and report.unsigned_tail == 0
+
+
+def test_a_writer_opens_while_another_appends(home: Path, ledger: Ledger) -> None:
+    """Opening checks stored hashes against the size: in one snapshot, or a replica that
+    starts while another appends sees a torn count and refuses to open."""
+    import threading
+
+    stop = threading.Event()
+
+    def append_until_stopped() -> None:
+        while not stop.is_set():
+            fill(ledger, 32)
+
+    appender = threading.Thread(target=append_until_stopped)
+    appender.start()
+    try:
+        for _ in range(25):
+            Ledger.open(home).close()
+    finally:
+        stop.set()
+        appender.join()
+    assert ledger.size() >= 32

@@ -158,7 +158,9 @@ class Ledger:
             try:
                 with self._wstore.exclusive():
                     self._wstore.create_schema()
-                    self._check_stored_hashes(self._wstore)
+                    # one snapshot: in PostgreSQL other writers append meanwhile
+                    with self._wstore.transaction(write=False):
+                        self._check_stored_hashes(self._wstore)
                     self._reconcile_checkpoint_file(self._wstore)
             except BaseException:
                 self._wstore.close()
