@@ -24,6 +24,7 @@ from pydantic import (
 from aurora.durations import parse_duration
 from aurora.errors import ConfigError
 from aurora.home import Home
+from aurora.validation import first_error
 from aurora.wire import PROVIDER_ID_PATTERN, REGION_PATTERN, TENANT_ID_PATTERN
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -51,9 +52,7 @@ def load_model(path: Path, model: type[Model]) -> Model:
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {err['msg']}") from None
+        raise ConfigError(f"{path}: {first_error(exc)}") from None
 
 
 def _check_duration(value: str) -> str:
@@ -142,9 +141,7 @@ def load_stack(home: Home) -> StackConfig:
     try:
         return StackConfig.model_validate(base)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise ConfigError(f"{path} (or AURORA_* env): {'.'.join(map(str, err['loc']))}: "
-                          f"{err['msg']}") from None
+        raise ConfigError(f"{path} (or AURORA_* env): {first_error(exc)}") from None
 
 
 # --- tenants.json -------------------------------------------------------------------------

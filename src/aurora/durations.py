@@ -11,8 +11,20 @@ _ISO = re.compile(
 )
 
 
+# Nothing Aurora does spans a century; beyond it date arithmetic overflows (year 9999).
+MAX_DURATION_SECONDS = 100 * 365 * 86400
+
+
 def parse_duration(text: str) -> float:
-    """Seconds in ``text``; ValueError with a readable message otherwise."""
+    """Seconds in ``text``, at most ``MAX_DURATION_SECONDS``; ValueError otherwise."""
+    seconds = _parse(text)
+    if not seconds <= MAX_DURATION_SECONDS:  # also catches inf from a 400-digit number
+        raise ValueError(f"{text!r} is too long (at most "
+                         f"{MAX_DURATION_SECONDS // 86400 // 365} years)")
+    return seconds
+
+
+def _parse(text: str) -> float:
     raw = text.strip()
     iso = _ISO.match(raw)
     if iso and raw not in ("P", "PT") and not raw.endswith("T"):

@@ -128,11 +128,20 @@ def ensure_keypair(private_path: Path, public_path: Path) -> bool:
 
 
 def b64decode_strict(text: str) -> bytes:
-    """Standard base64 with padding; anything else raises ValueError."""
+    """The bytes of canonical standard base64 (padded); anything else raises ValueError.
+
+    The one decoder for base64 from outside (signatures, keys, signed notes). Canonical
+    means decoding and re-encoding gives the text back: the unused low bits of the last
+    character before ``=`` must be zero, or one signature would have several spellings
+    (and an order several ``order_sha256``).
+    """
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError) as exc:
         raise ValueError(f"not standard base64: {exc}") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValueError("not canonical base64 (nonzero padding bits)")
+    return raw
 
 
 # libsodium key objects per cryptography key object. The entry keeps the key object

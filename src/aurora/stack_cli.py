@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from aurora.cliopts import RATE
 from aurora.home import Home
 
 
@@ -36,7 +37,8 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def up(
         traffic: bool = typer.Option(True, help="Run simulated tenant traffic."),
-        traffic_rate: float = typer.Option(None, "--traffic-rate", help="Orders/s offered."),
+        traffic_rate: float = typer.Option(None, "--traffic-rate", parser=RATE,
+                                          help="Orders/s offered."),
         pace: bool = typer.Option(True, help="Pace traffic to the tenants' daily budgets."),
         observatory: bool = typer.Option(True, help="Start Prometheus and Alertmanager."),
         backups: bool = typer.Option(True, help="Run the 15-minute ledger backup loop."),

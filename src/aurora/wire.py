@@ -27,6 +27,7 @@ from pydantic import (
 
 from aurora.canonical import canonical_json
 from aurora.keys import Ed25519PrivateKey, Ed25519PublicKey, sign_b64, verify_b64
+from aurora.validation import first_error
 
 TREATY_ID_PATTERN = r"^AURORA-[A-Z]+-[0-9]{3,}$"
 TENANT_ID_PATTERN = r"^[a-z0-9-]{3,64}$"
@@ -48,12 +49,23 @@ _RFC3339 = re.compile(
 )
 
 
+# Times from outside input must lie in this window. Python's datetime ends at year 9999 and
+# arithmetic on a time near either end (a deadline minus now, an SLA added to startsAt)
+# overflows into a 500; a margin of centuries keeps every such step in range.
+EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 class SchemaError(ValueError):
     """The document does not follow the wire schema; the message names the field."""
 
 
 def parse_rfc3339(text: str) -> datetime:
-    """An RFC 3339 date-time with an explicit offset, as an aware UTC datetime."""
+    """An RFC 3339 date-time with an explicit offset, as an aware UTC datetime.
+
+    The one parser for times from outside input (orders, webhooks, CLI options, files):
+    ValueError for anything malformed or outside [EARLIEST_TIME, LATEST_TIME].
+    """
     if not _RFC3339.match(text):
         raise ValueError("not an RFC 3339 date-time with a time zone")
     normal = text.upper().replace("Z", "+00:00")
@@ -62,7 +74,14 @@ def parse_rfc3339(text: str) -> datetime:
         digits = re.match(r"[0-9]+", frac_tail)
         assert digits is not None
         normal = f"{head}.{digits.group()[:6].ljust(6, '0')}{frac_tail[digits.end():]}"
-    return datetime.fromisoformat(normal).astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(normal).astimezone(UTC)
+    except (ValueError, OverflowError):  # 24:00, Feb 30, or an offset past year 1/9999
+        raise ValueError("not a valid RFC 3339 date-time (out of range)") from None
+    if not EARLIEST_TIME <= moment <= LATEST_TIME:
+        raise ValueError(f"out of range: times must lie between {format_rfc3339(EARLIEST_TIME)}"
+                         f" and {format_rfc3339(LATEST_TIME)}")
+    return moment
 
 
 def format_rfc3339(moment: datetime) -> str:
@@ -145,12 +164,6 @@ class Ack(BaseModel):
     signature: Annotated[str, StringConstraints(pattern=SIGNATURE_PATTERN)]
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in err["loc"]) or "body"
-    return f"{where}: {err['msg']}"
-
-
 def parse_order(document: Any) -> Order:
     """Validate a parsed JSON document as an order; SchemaError names the first bad field."""
     if not isinstance(document, dict):
@@ -158,7 +171,7 @@ def parse_order(document: Any) -> Order:
     try:
         return Order.model_validate(document)
     except ValidationError as exc:
-        raise SchemaError(_first_error(exc)) from None
+        raise SchemaError(first_error(exc, top="body")) from None
 
 
 def parse_ack(document: Any) -> Ack:
@@ -167,7 +180,7 @@ def parse_ack(document: Any) -> Ack:
     try:
         return Ack.model_validate(document)
     except ValidationError as exc:
-        raise SchemaError(_first_error(exc)) from None
+        raise SchemaError(first_error(exc, top="body")) from None
 
 
 def order_signing_bytes(order: Mapping[str, Any]) -> bytes:

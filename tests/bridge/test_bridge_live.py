@@ -4,6 +4,7 @@ replay after restart, the quota race, and 'rejected input changes nothing'."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -72,7 +73,28 @@ def _bad_b64(live: Live) -> dict[str, Any]:
     return order
 
 
+def _malleable(live: Live) -> dict[str, Any]:
+    """The same 64 signature bytes spelt differently: the unused low bits of the last
+    character before ``==`` set (issue 13, defect 6)."""
+    order = live.order()
+    sig = order["signature"]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = alphabet.index(sig[-3])
+    order["signature"] = sig[:-3] + alphabet[last | 0b0101] + "=="
+    assert base64.b64decode(order["signature"]) == base64.b64decode(sig)
+    assert order["signature"] != sig
+    return order
+
+
+# An otherwise well-formed, validly signed order whose deadline overflows date arithmetic
+# once converted to UTC (issue 13, defect 1): a 4xx, never a 500.
+EXTREME_DEADLINES = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00+23:59",
+                     "9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z"]
+
 REJECTIONS = [
+    *((f"deadline {d}", lambda live, d=d: (live.order(deadline_utc=d), None), 422, "schema")
+      for d in EXTREME_DEADLINES),
+    ("non-canonical signature", lambda live: (_malleable(live), None), 401, "signature"),
     ("not json", lambda live: (None, b"{not json"), 400, "bad_json"),
     ("array", lambda live: ([], None), 400, "bad_json"),
     ("duplicate keys", lambda live: (None, b'{"nonce":"aaaaaaaa","nonce":"bbbbbbbb"}'), 400,
@@ -108,6 +130,14 @@ def test_bad_input_gets_its_4xx_and_changes_nothing(live: Live, case, make, stat
     answer = response.json()
     assert answer["error"] == code and answer["detail"]
     assert (live.ledger_size(), live.metric("treaty_quota_used_gpu_hours")) == before
+
+
+def test_an_extreme_deadline_is_counted_as_rejected(live: Live) -> None:
+    before = live.metric("treaty_requests_total", outcome="rejected")
+    for deadline in EXTREME_DEADLINES:
+        assert live.post(live.order(deadline_utc=deadline)).status_code == 422
+    assert live.metric("treaty_requests_total", outcome="rejected") == before + len(
+        EXTREME_DEADLINES)
 
 
 def test_oversize_body_without_content_length_is_refused(live: Live) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from aurora.home import Home
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 
 PAYLOADS = Path(__file__).parent / "payloads"
 TREATY = "AURORA-AKASH-001"
@@ -39,6 +39,26 @@ def clock() -> FakeClock:
 @pytest.fixture
 def aurora_home(home: Path) -> Home:
     return Home(home)
+
+
+@pytest.fixture
+def receiver(home: Path) -> Iterator[str]:
+    """A receiver process (``python -m aurora.incidents.server``) on a free port: its URL."""
+    import sys
+
+    from aurora import procs
+    from aurora.config import load_stack
+
+    where = Home(home)
+    stack = load_stack(where)
+    procs.spawn(where, "incidents", [sys.executable, "-m", "aurora.incidents.server",
+                                     "--port", str(stack.incidents_port), "--check-every", "0"])
+    try:
+        procs.wait_http(f"{stack.incidents_url}/healthz", timeout=30,
+                        pid_check=(where, "incidents"))
+        yield stack.incidents_url
+    finally:
+        procs.stop(where, "incidents")
 
 
 @pytest.fixture

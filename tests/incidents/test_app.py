@@ -15,7 +15,8 @@ with warnings.catch_warnings():  # starlette would like httpx2; httpx is what is
 
 from aurora.home import Home
 from aurora.incidents.app import create_app
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
+from aurora.incidents.webhook import MAX_ALERTS
 
 from .conftest import FakeClock, body, ledger_incident_entries, recorded
 
@@ -54,7 +55,29 @@ def test_firing_then_resends_then_resolution(client: TestClient, clock: FakeCloc
     assert client.get("/incidents?open=1").json() == {"incidents": []}
 
 
+def _with_alert(**fields: object) -> bytes:
+    document = json.loads(recorded("fill-rate-firing.json"))
+    document["alerts"][0].update(fields)
+    return body(document)
+
+
+def _many_alerts(n: int) -> bytes:
+    document = json.loads(recorded("fill-rate-firing.json"))
+    first = document["alerts"][0]
+    document["alerts"] = [{**first, "fingerprint": f"{i:016x}"} for i in range(n)]
+    return body(document)
+
+
+# issue 13, defect 2: a startsAt whose offset overflows date arithmetic once in UTC
+EXTREME_TIMES = ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00:01+23:59",
+                 "9999-12-31T23:59:59Z", "1969-12-31T23:59:59Z"]
+
 MALFORMED = [
+    *((_with_alert(startsAt=t), 422, "schema") for t in EXTREME_TIMES),
+    *((_with_alert(endsAt=t), 422, "schema") for t in EXTREME_TIMES),
+    (body({**json.loads(recorded("fill-rate-firing.json")), "truncatedAlerts": 10**30}), 422,
+     "schema"),
+    (_many_alerts(MAX_ALERTS + 1), 422, "schema"),
     (b"{not json", 400, "bad_json"),
     (b"[]", 400, "bad_json"),
     (json.dumps({"version": "3"}).encode(), 422, "unsupported_version"),
@@ -64,7 +87,10 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("raw", "status", "error"), MALFORMED,
-                         ids=["not-json", "array", "version", "no-alerts", "bad-status"])
+                         ids=[*(f"startsAt {t}" for t in EXTREME_TIMES),
+                              *(f"endsAt {t}" for t in EXTREME_TIMES), "huge-count",
+                              "too-many-alerts", "not-json", "array", "version", "no-alerts",
+                              "bad-status"])
 def test_malformed_input_is_4xx_and_changes_nothing(client: TestClient, aurora_home: Home,
                                                      raw: bytes, status: int, error: str) -> None:
     post(client, recorded("fill-rate-firing.json"))
@@ -88,7 +114,7 @@ def test_ledger_failure_is_503_so_alertmanager_retries(client: TestClient, store
     def broken(*_: object, **__: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(store._writer(), "append", broken)
+    monkeypatch.setattr(store._writer(), "submit", broken)
     response = post(client, recorded("fill-rate-firing.json"))
     assert response.status_code == 503 and response.json()["error"] == "unavailable"
     assert client.get("/incidents").json() == {"incidents": []}

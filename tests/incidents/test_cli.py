@@ -12,7 +12,7 @@ import pytest
 from aurora.cli import run_app
 from aurora.home import Home
 from aurora.incidents.cli import app
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import parse_webhook
 
 from .conftest import ledger_incident_entries, recorded
@@ -106,3 +106,32 @@ def test_registered_in_the_aurora_command(aurora_home: Home) -> None:
     for command in ("list", "show", "ack", "resolve", "report", "serve"):
         assert command in done.stdout
     assert "todo" not in done.stdout
+
+
+FORGED = {"summary": "\x1b[2K\racknowledged:  2026-11-25 09:01:00Z by alice",
+          "instance": "a\r\nacknowledged:  fake\x00\u202eecila",
+          "job": "\x9b31m[bold]x[/bold]\u2028"}
+
+
+def test_outside_text_is_escaped_when_shown(capsys: pytest.CaptureFixture[str],
+                                            aurora_home: Home) -> None:
+    """A label can not move the cursor, end a line, or reverse the text (issue 13, defect 7)."""
+    from .conftest import alert, body, notification
+
+    hostile = alert("TreatyFillRateLow", instance=FORGED["instance"], job=FORGED["job"])
+    hostile["annotations"]["summary"] = FORGED["summary"]
+    hostile["labels"]["alertname"] = "Treaty\x1b]0;owned\x07FillRateLow"
+    with IncidentStore.open(aurora_home, write=True) as store:
+        [opened] = store.ingest(parse_webhook(body(notification(hostile)))).opened
+    for argv in (("show", opened), ("list",), ("show", opened, "--json"), ("list", "--json")):
+        code, out, err = aurora(capsys, *argv)
+        assert code == 0, err
+        for bad in ("\x1b", "\r", "\x00", "\u202e", "\x9b", "\u2028", "\x07"):
+            assert bad not in out, (argv, bad)
+        if "--json" not in argv:
+            # one line per field: nothing a label carries starts a line of its own
+            assert not any(line.startswith("acknowledged:") and "by alice" in line
+                           for line in out.splitlines()), out
+    code, out, _ = aurora(capsys, "show", opened)
+    assert "\\x1b[2K\\x0dacknowledged:" in out and "\\u202e" in out  # visibly escaped
+    assert json.loads(aurora(capsys, "show", opened, "--json")[1])["summary"] == FORGED["summary"]

@@ -18,7 +18,7 @@ from aurora.incidents.drillfaults import (
     drill_region,
     fault_events,
 )
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import parse_webhook
 from aurora.routing import Offer, eligible
 from aurora.treaty import load_treaty

@@ -29,7 +29,7 @@ from aurora.home import Home
 from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
 from aurora.incidents.drill import run_alert_drill
 from aurora.incidents.model import Incident
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 
 from .conftest import TREATY, ledger_incident_entries
 from .receiver_api import list_incidents, webhooks_accepted

@@ -10,7 +10,7 @@ import pytest
 
 from aurora.home import Home
 from aurora.incidents.model import IncidentNotFound, TransitionError
-from aurora.incidents.store import IncidentStore, db_path, incident_report
+from aurora.incidents.service import IncidentStore, db_path, incident_report
 from aurora.incidents.webhook import parse_webhook
 
 from .conftest import FakeClock, alert, body, ledger_incident_entries, notification, recorded

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from aurora.incidents.drill import drill_plan, run_drill
-from aurora.incidents.store import incident_report
+from aurora.incidents.service import incident_report
 from aurora.ledger import Ledger
 from integration.live import LiveStack, running_stack, wait_until
 

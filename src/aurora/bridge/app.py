@@ -19,24 +19,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from aurora.bridge.service import MAX_BODY_BYTES, BridgeService, error
+from aurora.httpbody import BodyTooLarge, read_body
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(_encode(body), status_code=status, media_type="application/json")
-
-
-async def _read_limited(request: Request) -> bytes | None:
-    """The body, or None once it passes the limit (the rest is never read into memory)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 _JSON_HEADER = (b"content-type", b"application/json")
@@ -46,37 +33,17 @@ def _encode(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def _receive_limited(scope: Scope, receive: Receive) -> bytes | None:
-    """The body, or None past the limit; raises ClientDisconnect if the client went away."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            if value.isdigit() and int(value) > MAX_BODY_BYTES:
-                return None
-            break
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
 def create_app(service: BridgeService, openapi: dict[str, Any],
                *, manage_service: bool = True) -> ASGIApp:
     async def order(request: Request) -> Response:
+        # only reached by a request the raw path below did not take
         try:
-            body = await _read_limited(request)
+            body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
         except ClientDisconnect:
             return Response(status_code=400)
-        if body is None:
+        except BodyTooLarge as exc:
             service.metrics.requests.labels(service.treaty.treaty_id, "rejected").inc()
-            return _json(*error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes"))
+            return _json(*error(413, "too_large", str(exc)))
         status, answer = await service.handle_order(body)
         if isinstance(answer, bytes):
             return Response(answer, status_code=status, media_type="application/json")
@@ -119,14 +86,14 @@ def create_app(service: BridgeService, openapi: dict[str, Any],
                 or scope["method"] != "POST":
             await rest(scope, receive, send)
             return
+        answer: dict[str, Any] | bytes
         try:
-            body = await _receive_limited(scope, receive)
+            body = await read_body(scope, receive, MAX_BODY_BYTES)
         except ClientDisconnect:
             return
-        answer: dict[str, Any] | bytes
-        if body is None:
+        except BodyTooLarge as exc:
             service.metrics.requests.labels(service.treaty.treaty_id, "rejected").inc()
-            status, answer = error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+            status, answer = error(413, "too_large", str(exc))
         else:
             status, answer = await service.handle_order(body)
         payload = answer if isinstance(answer, bytes) else _encode(answer)

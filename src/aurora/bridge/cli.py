@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from aurora.cliopts import DURATION, RATE, bounded, finite
 from aurora.home import Home
 
 
@@ -24,11 +25,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def traffic(
-        rate: float = typer.Option(None, help="Orders per second, all tenants together "
+        rate: float = typer.Option(None, parser=RATE,
+                                   help="Orders per second, all tenants together "
                                    "(default: stack traffic_rate, else workloads.json)."),
-        duration: str = typer.Option(None, help="Stop after this long, e.g. 60s, 2h."),
-        count: int = typer.Option(None, help="Stop after sending this many orders."),
-        seed: int = typer.Option(None, help="Seed for reproducible arrivals and sizes."),
+        duration: str = typer.Option(None, parser=DURATION,
+                                     help="Stop after this long, e.g. 60s, 2h."),
+        count: int = typer.Option(None, parser=bounded(),
+                                 help="Stop after sending this many orders."),
+        seed: int = typer.Option(None, parser=bounded(),
+                                help="Seed for reproducible arrivals and sizes."),
         pace: bool = typer.Option(True, help="Spread each tenant's daily budget over the UTC "
                                   "day (--no-pace: spend it as fast as the rate allows)."),
         tenant: list[str] = typer.Option(None, help="Only these tenants (repeatable)."),
@@ -80,7 +85,7 @@ def register(app: typer.Typer) -> None:
     def order(
         tenant: str = typer.Option("tenant-42", help="Tenant whose key signs the order."),
         region: str = typer.Option("eu-west-1"),
-        gpu_hours: float = typer.Option(0.5, "--gpu-hours"),
+        gpu_hours: float = typer.Option(0.5, "--gpu-hours", parser=finite(0, 1e6)),
         show_order: bool = typer.Option(False, "--show-order", help="Print the signed order too."),
     ) -> None:
         """Sign one order with a tenant's key, submit it, print the answer (ACK + receipt)."""

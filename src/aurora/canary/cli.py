@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 
+from aurora.cliopts import finite
 from aurora.errors import AuroraError
 
 app = typer.Typer(no_args_is_help=True)
@@ -25,12 +26,16 @@ def _hours(h: float | None) -> str:
 
 @app.command("plan")
 def plan_command(
-    rate: float = typer.Option(None, help="Orders per minute (default: the rate at which the "
+    rate: float = typer.Option(None, parser=finite(0, 1e6),
+                               help="Orders per minute (default: the rate at which the "
                                "tenants' daily budgets last the day, config/workloads.json)."),
     steps: str = typer.Option("10,50,100", help="Canary weights in percent, ending at 100."),
-    alpha: float = typer.Option(0.05, help="False-fail rate of a step, all comparisons."),
-    beta: float = typer.Option(0.10, help="False-pass rate of a canary worse by the effect."),
-    power: float = typer.Option(0.80, help="Chance of a verdict by the printed time."),
+    alpha: float = typer.Option(0.05, parser=finite(0, 1),
+                               help="False-fail rate of a step, all comparisons."),
+    beta: float = typer.Option(0.10, parser=finite(0, 1),
+                               help="False-pass rate of a canary worse by the effect."),
+    power: float = typer.Option(0.80, parser=finite(0, 1),
+                               help="Chance of a verdict by the printed time."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Samples each comparison needs and the expected time to a verdict per step."""

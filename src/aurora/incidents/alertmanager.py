@@ -18,6 +18,7 @@ import yaml
 from aurora.config import StackConfig
 from aurora.errors import ConfigError
 from aurora.home import Home
+from aurora.incidents.webhook import MAX_ALERTS
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's name
 RECEIVER_PATH = "/alerts"
@@ -62,6 +63,7 @@ def render_alertmanager_config(
     for receiver in document.get("receivers") or []:
         for hook in receiver.get("webhook_configs") or []:
             hook["url"] = url
+            hook["max_alerts"] = MAX_ALERTS  # what the receiver accepts in one notification
     out_dir = out_dir or home.data_dir / "alertmanager-runtime"
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "alertmanager.yml"

@@ -8,6 +8,7 @@
   Alertmanager retries — the idempotent store makes the retry safe.
 - ``GET /incidents[?open=1&since=7d&alertname=X]``, ``GET /incidents/{id}``: JSON.
 - ``GET /healthz``: 200 ``{"status": "ok", "open": N}``.
+- ``GET /openapi.json``: the OpenAPI document (``aurora.incidents.openapi``).
 - ``GET /metrics``: see ``aurora.incidents.metrics``; SLA breaches due are recorded
   first, so a scrape alone keeps the breach counter true.
 Breaches are also checked every ``check_every`` seconds while the receiver runs.
@@ -25,16 +26,18 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from aurora.errors import AuroraError
 from aurora.home import Home
+from aurora.httpbody import BodyTooLarge, read_body
 from aurora.incidents import metrics
 from aurora.incidents.model import IncidentError, IncidentNotFound
+from aurora.incidents.openapi import openapi_document
 from aurora.incidents.report import parse_since
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import MAX_BODY_BYTES, WebhookError, parse_webhook
 
 log = logging.getLogger("aurora.incidents")
@@ -44,19 +47,6 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
     return JSONResponse({"error": error, "detail": detail}, status_code=status)
 
 
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise WebhookError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise WebhookError(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 class Receiver:
     def __init__(self, home: Home, store: IncidentStore | None, check_every: float) -> None:
         self.home = home
@@ -64,6 +54,7 @@ class Receiver:
         self._owns_store = store is None
         self.check_every = check_every
         self.webhooks = metrics.WebhookCounts()
+        self._ingest_turn = asyncio.Lock()
 
     def _store(self) -> IncidentStore:
         assert self.store is not None, "the receiver is not started"
@@ -98,13 +89,26 @@ class Receiver:
 
     async def alerts(self, request: Request) -> Response:
         try:
-            payload = parse_webhook(await _read_body(request))
+            body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
+        except BodyTooLarge as exc:
+            self.webhooks.inc("rejected")
+            return _error(413, "too_large", str(exc))
+        except ClientDisconnect:
+            return Response(status_code=400)
+        try:
+            # off the loop: validating a few MB of alerts must not stall /healthz
+            payload = await run_in_threadpool(parse_webhook, body)
         except WebhookError as exc:
             self.webhooks.inc("rejected")
             log.warning("rejected webhook: %s", exc)
             return _error(exc.status, exc.error, exc.detail)
         try:
-            result = await run_in_threadpool(self._store().ingest, payload)
+            # one ingest at a time, queued here on the loop (FIFO) rather than as threads
+            # waiting on SQLite's write lock: a burst of webhooks cannot take every worker
+            # thread, so /healthz and reads still get one, and nobody waits into a
+            # "database is locked"
+            async with self._ingest_turn:
+                result = await run_in_threadpool(self._store().ingest, payload)
         except Exception as exc:  # ledger or index down: 503 so that Alertmanager retries
             self.webhooks.inc("failed")
             log.exception("webhook for %s not recorded", payload.group_key)
@@ -163,6 +167,10 @@ class Receiver:
                         media_type=CONTENT_TYPE_LATEST)
 
 
+async def _openapi(_: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
 async def _http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     return _error(exc.status_code, "http", str(exc.detail))
@@ -178,6 +186,7 @@ def create_app(home: Home, *, store: IncidentStore | None = None,
         Route("/incidents/{incident_id}", receiver.show_incident, methods=["GET"]),
         Route("/healthz", receiver.healthz, methods=["GET"]),
         Route("/metrics", receiver.metrics, methods=["GET"]),
+        Route("/openapi.json", _openapi, methods=["GET"]),
     ], lifespan=receiver.lifespan, exception_handlers={HTTPException: _http_error})
     app.state.receiver = receiver
     return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from datetime import datetime
@@ -10,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from aurora.cliopts import PORT, SINCE, finite
 from aurora.errors import AuroraError
+from aurora.terminal import json_text, shown, shown_markup
 
 if TYPE_CHECKING:
     from aurora.incidents.model import Incident
@@ -34,7 +35,7 @@ def _default_operator() -> str:
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    print(json_text(value, indent=2))
 
 
 def _when(moment: datetime | None) -> str:
@@ -64,7 +65,7 @@ def list_(
     from rich.console import Console
     from rich.table import Table
 
-    from aurora.incidents.store import open_store
+    from aurora.incidents.service import open_store
 
     with open_store() as store:
         found = store.incidents(open_only=open_only)
@@ -75,9 +76,11 @@ def list_(
     table = Table("id", "sev", "status", "alert", "treaty", "opened", "response", "SLA",
                   box=None, header_style="bold")
     for i in found:
-        table.add_row(i.id, i.sev, i.status + (" (drill)" if i.drill else ""), i.alertname,
-                      i.treaty_id or "-", _when(i.opened_at), _secs(i.response_seconds),
-                      _sla_cell(i, now))
+        # labels and names come from Alertmanager, i.e. from whoever can post a webhook
+        table.add_row(*(shown_markup(cell) for cell in (
+            i.id, i.sev, i.status + (" (drill)" if i.drill else ""), i.alertname,
+            i.treaty_id or "-", _when(i.opened_at), _secs(i.response_seconds),
+            _sla_cell(i, now))))
     console = Console(width=160)
     console.print(table if found else "no incidents" + (" open" if open_only else ""))
 
@@ -88,7 +91,7 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
 ) -> None:
     """One incident with its timeline (each step is a ledger entry)."""
-    from aurora.incidents.store import open_store
+    from aurora.incidents.service import open_store
 
     with open_store() as store:
         incident = store.get(incident_id)
@@ -113,20 +116,22 @@ def show(
         ("resolved", f"{_when(incident.resolved_at)} by {incident.resolved_by}"
          if incident.resolved_at else "-"),
     ]
+    # everything below came from a webhook or an operator: escaped, so that a label cannot
+    # move the cursor, end the line or reverse the text
     for name, value in rows:
-        print(f"{name + ':':<15}{value}")
+        print(f"{name + ':':<15}{shown(value)}")
     print(f"alerts:        {len(incident.alerts)} in the group, {len(incident.firing)} firing")
     for member in incident.alerts:
         # what tells the group's alerts apart: the labels that differ from the first one's
-        own = ", ".join(f"{k}={v}" for k, v in sorted(member.labels.items())
-                        if incident.labels.get(k) != v)
+        own = shown(", ".join(f"{k}={v}" for k, v in sorted(member.labels.items())
+                              if incident.labels.get(k) != v))
         state = "firing" if member.firing else "resolved"
-        print(f"  {member.fingerprint[:16]:<16}  {state:<8}  since {_when(member.starts_at)}"
+        print(f"  {shown(member.fingerprint[:16]):<16}  {state:<8}  since {_when(member.starts_at)}"
               f"  {own}".rstrip())
     print("timeline:")
     for seq, event in timeline:
-        extra = " ".join(f"{k}={v}" for k, v in event.data.items()
-                         if k in ("by", "note", "reason", "source", "drill"))
+        extra = shown(" ".join(f"{k}={v}" for k, v in event.data.items()
+                               if k in ("by", "note", "reason", "source", "drill")))
         print(f"  {_when(event.at)}  {event.kind:<12} ledger #{seq}  {extra}".rstrip())
 
 
@@ -137,7 +142,7 @@ def ack(
     note: str | None = typer.Option(None, "--note", help="What you found or did."),
 ) -> None:
     """Acknowledge an incident: its response time is the first acknowledgement."""
-    from aurora.incidents.store import open_store
+    from aurora.incidents.service import open_store
 
     with open_store(write=True) as store:
         incident = store.acknowledge(incident_id, by=_check_name(by), note=note)
@@ -153,7 +158,7 @@ def resolve(
     by: str | None = typer.Option(None, "--by", help="Who resolves (default: $USER)."),
 ) -> None:
     """Resolve an incident by hand (Alertmanager resolves it when its alert clears)."""
-    from aurora.incidents.store import open_store
+    from aurora.incidents.service import open_store
 
     if not note.strip():
         raise AuroraError("--note must say what fixed it")
@@ -188,13 +193,14 @@ def _report_table(report: Report) -> None:
 
 @app.command()
 def report(
-    since: str = typer.Option("7d", "--since", help="A duration back from now (7d, 24h) "
+    since: str = typer.Option("7d", "--since", parser=SINCE,
+                              help="A duration back from now (7d, 24h) "
                               "or an RFC 3339 time."),
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Counts per SEV, response-time percentiles and alert response within SLA."""
     from aurora.incidents.report import parse_since
-    from aurora.incidents.store import open_store
+    from aurora.incidents.service import open_store
 
     with open_store() as store:
         try:
@@ -210,9 +216,9 @@ def report(
 
 @app.command()
 def serve(
-    port: int | None = typer.Option(None, "--port", help="Default: incidents_port in "
+    port: int | None = typer.Option(None, "--port", parser=PORT, help="Default: incidents_port in "
                                     "config/stack.json."),
-    check_every: float = typer.Option(15.0, "--check-every",
+    check_every: float = typer.Option(15.0, "--check-every", parser=finite(0, 86400),
                                       help="Seconds between SLA breach checks."),
 ) -> None:
     """Run the Alertmanager webhook receiver (POST /alerts) in the foreground."""

@@ -33,7 +33,7 @@ from aurora.incidents import drillwindow
 from aurora.incidents.config import Sev, load_incidents_config
 from aurora.incidents.drillfaults import DRILLABLE, DrillPlanError, drill_region, fault_events
 from aurora.incidents.model import ALERTMANAGER, Incident, IncidentError
-from aurora.incidents.store import IncidentStore
+from aurora.incidents.service import IncidentStore
 from aurora.wire import format_rfc3339, utc_now
 
 DRILL_BY = "drill"

@@ -155,13 +155,18 @@ class Incident:
     drill: str | None = None
     notes: tuple[tuple[str, str, str], ...] = ()  # (at, by, text)
     alerts: tuple[GroupAlert, ...] = ()  # the group's alerts, the opening one first
+    # where each fingerprint sits in ``alerts``, and how many fire: kept by ``apply`` so that
+    # a group of thousands of alerts is looked up and folded without rescanning it per alert
+    positions: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    firing_count: int = field(default=0, compare=False, repr=False)
 
     @property
     def is_open(self) -> bool:
         return self.status != "resolved"
 
     def member(self, fingerprint: str) -> GroupAlert | None:
-        return next((a for a in self.alerts if a.fingerprint == fingerprint), None)
+        at = self.positions.get(fingerprint)
+        return None if at is None else self.alerts[at]
 
     @property
     def firing(self) -> tuple[GroupAlert, ...]:
@@ -227,6 +232,7 @@ def apply(incident: Incident | None, event: Event) -> Incident:
             opened_at=event.at, deadline=parse_rfc3339(d["deadline"]),
             runbook_url=d.get("runbook_url"), drill=d.get("drill"),
             alerts=(GroupAlert(d["fingerprint"], labels, starts_at),),
+            positions={d["fingerprint"]: 0}, firing_count=1,
         )
     if incident is None:
         raise ValueError(f"{event.kind} event for unknown incident {event.incident_id}")
@@ -235,16 +241,19 @@ def apply(incident: Incident | None, event: Event) -> Incident:
     if event.kind == "alert_joined":
         joined = GroupAlert(d["fingerprint"], dict(d.get("labels", {})),
                             parse_rfc3339(d["starts_at"]))
-        others = tuple(a for a in incident.alerts if a.fingerprint != joined.fingerprint)
-        raised = {}
+        raised: dict[str, Any] = {}
         if "sev" in d:  # the joining alert maps to a more severe SEV: it takes over
             raised = {"sev": d["sev"], "rule": d["rule"],
                       "deadline": min(incident.deadline, parse_rfc3339(d["deadline"]))}
-        return replace(incident, alerts=(*others, joined), **raised)
+        return replace(incident, **raised, **_with_last(incident, joined))
     if event.kind == "alert_resolved":
-        return replace(incident, alerts=tuple(
-            replace(a, firing=False) if a.fingerprint == d["fingerprint"] else a
-            for a in incident.alerts))
+        at = incident.positions.get(d["fingerprint"])
+        if at is None or not incident.alerts[at].firing:
+            return incident
+        alerts = incident.alerts
+        return replace(incident, alerts=(*alerts[:at], replace(alerts[at], firing=False),
+                                         *alerts[at + 1:]),
+                       firing_count=incident.firing_count - 1)
     notes = incident.notes
     if d.get("note"):
         notes = (*notes, (format_rfc3339(event.at), str(d.get("by", "")), str(d["note"])))
@@ -259,8 +268,21 @@ def apply(incident: Incident | None, event: Event) -> Incident:
     if event.kind == "escalated":
         return replace(incident, status="escalated", escalated_at=event.at, notes=notes)
     return replace(incident, status="resolved", resolved_at=event.at, resolved_by=d.get("by"),
-                   resolution=d.get("note"), notes=notes,
+                   resolution=d.get("note"), notes=notes, firing_count=0,
                    alerts=tuple(replace(a, firing=False) for a in incident.alerts))
+
+
+def _with_last(incident: Incident, joined: GroupAlert) -> dict[str, Any]:
+    """``alerts``/``positions``/``firing_count`` with ``joined`` moved (or added) last."""
+    at = incident.positions.get(joined.fingerprint)
+    if at is None:  # a new member: append (C-speed copies, no per-alert Python loop)
+        return {"alerts": (*incident.alerts, joined),
+                "positions": {**incident.positions, joined.fingerprint: len(incident.alerts)},
+                "firing_count": incident.firing_count + 1}
+    before = incident.alerts[at]
+    alerts = (*incident.alerts[:at], *incident.alerts[at + 1:], joined)
+    return {"alerts": alerts, "positions": {a.fingerprint: i for i, a in enumerate(alerts)},
+            "firing_count": incident.firing_count + (0 if before.firing else 1)}
 
 
 def fold(events: Sequence[Event]) -> Incident:
@@ -397,7 +419,7 @@ def route_alert(alert: AlertFacts, known: Sequence[Incident]) -> tuple[Route, In
         return "join", current
     if current is not None and (member := current.member(alert.fingerprint)) is not None \
             and member.firing:
-        last = all(a.fingerprint == alert.fingerprint for a in current.firing)
+        last = current.firing_count == 1  # and that one is this alert
         return ("resolve" if last else "resolve_alert"), current
     return "stale", current or (known[0] if known else None)
 

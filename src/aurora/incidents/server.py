@@ -20,7 +20,7 @@ def serve(home: Home | None = None, *, port: int | None = None, host: str | None
     import uvicorn
 
     from aurora.incidents.app import create_app
-    from aurora.incidents.store import IncidentStore
+    from aurora.incidents.service import IncidentStore
 
     home = home or Home.discover()
     stack = load_stack(home)

@@ -26,9 +26,16 @@ from pydantic import (
 
 from aurora.canonical import StrictJSONError, parse_strict
 from aurora.incidents.model import AlertFacts
+from aurora.validation import first_error
 from aurora.wire import parse_rfc3339
 
-MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager sends whole groups; max_alerts is 0 by default
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager sends whole groups
+# Alerts per notification. Ingest is linear, and this bounds one sender's turn at the
+# receiver; the rendered Alertmanager config sets webhook max_alerts to the same number, so
+# Alertmanager truncates (and says so in truncatedAlerts) instead of being refused.
+MAX_ALERTS = 2_000
+# Counters from Alertmanager: anything past 2**31 is not a count of alerts.
+MAX_COUNT = 2**31 - 1
 # Go's zero time: Alertmanager's endsAt for an alert with no known end
 _ZERO_TIME_PREFIX = "0001-01-01T00:00:00"
 
@@ -91,23 +98,17 @@ class WebhookPayload(_Lenient):
     version: Literal["4"]
     group_key: Annotated[str, StringConstraints(min_length=1, max_length=8192)] = Field(
         alias="groupKey")
-    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0)
+    truncated_alerts: int = Field(0, alias="truncatedAlerts", ge=0, le=MAX_COUNT)
     status: Literal["firing", "resolved"]
     receiver: str
     group_labels: LabelSet = Field({}, alias="groupLabels")
     common_labels: LabelSet = Field({}, alias="commonLabels")
     common_annotations: LabelSet = Field({}, alias="commonAnnotations")
     external_url: str = Field("", alias="externalURL")
-    alerts: list[WebhookAlert] = Field(min_length=1, max_length=10_000)
+    alerts: list[WebhookAlert] = Field(min_length=1, max_length=MAX_ALERTS)
 
     def facts(self) -> list[AlertFacts]:
         return [alert.facts(self.group_key) for alert in self.alerts]
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    return f"{where}: {err['msg']}"
 
 
 def parse_webhook(body: bytes) -> WebhookPayload:
@@ -127,7 +128,7 @@ def parse_webhook(body: bytes) -> WebhookPayload:
     try:
         return WebhookPayload.model_validate(document)
     except ValidationError as exc:
-        raise WebhookError(422, "schema", _first_error(exc)) from None
+        raise WebhookError(422, "schema", first_error(exc)) from None
 
 
 def parse_time(value: str) -> datetime | None:

@@ -137,18 +137,52 @@ def _gzip(source: Path, target: Path) -> None:
         os.fsync(raw.fileno())
 
 
-def gunzip_to(source: Path, target: Path) -> None:
-    """Decompress a backup; a truncated or corrupt file is a BackupError."""
+# A ledger compresses a few times (its hashes are random bytes); a gzip bomb compresses
+# up to ~1000 times. Decompression stops at MAX_EXPANSION × the file's size (at least
+# MIN_EXPANDED_BYTES), and in any case before the target's filesystem would keep less than
+# FREE_RESERVE_BYTES free, so a bomb is refused early and never fills the ledger's disk.
+MAX_EXPANSION = 50
+MIN_EXPANDED_BYTES = 64 * 1024 * 1024
+FREE_RESERVE_BYTES = 256 * 1024 * 1024
+
+
+def expansion_limit(source: Path, target_dir: Path) -> int:
+    """How many bytes decompressing ``source`` into ``target_dir`` may write."""
+    ceiling = max(MIN_EXPANDED_BYTES, MAX_EXPANSION * source.stat().st_size)
+    free = shutil.disk_usage(target_dir).free - FREE_RESERVE_BYTES
+    return max(0, min(ceiling, free))
+
+
+def gunzip_to(source: Path, target: Path, *, limit: int | None = None) -> None:
+    """Decompress a backup, streaming and bounded by ``limit`` (default: expansion_limit).
+
+    A truncated or corrupt file, or one that expands past the limit, is a BackupError;
+    the partial output is removed.
+    """
+    if limit is None:
+        limit = expansion_limit(source, target.parent)
     try:
         with open(source, "rb") as fh:
             if fh.read(2) != _GZIP_MAGIC:
                 raise BackupError(f"{source} is not a gzip file")
         with gzip.open(source, "rb") as gz, open(target, "wb") as out:
-            shutil.copyfileobj(gz, out, 1 << 20)
+            written = 0
+            while chunk := gz.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise BackupError(
+                        f"{source} expands past {limit // (1024 * 1024)} MiB "
+                        f"({MAX_EXPANSION}x its size, or the free space of {target.parent}): "
+                        "not a ledger backup (a gzip bomb?); nothing was restored")
+                out.write(chunk)
     except (EOFError, OSError, zlib.error) as exc:
+        target.unlink(missing_ok=True)
         if isinstance(exc, BackupError):
             raise
         raise BackupError(f"{source} is truncated or corrupt ({exc})") from None
+    except BackupError:
+        target.unlink(missing_ok=True)
+        raise
 
 
 def copy_durably(source: Path, target: Path) -> None:

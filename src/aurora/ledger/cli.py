@@ -7,7 +7,6 @@ tampering itself: ``AUDIT LOG TAMPERED: leaf <i>: <what>`` and exit 1.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -16,7 +15,9 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from aurora.cliopts import DURATION, bounded
 from aurora.home import Home
+from aurora.terminal import json_text
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -32,19 +33,32 @@ VkeyOption = Annotated[Path | None, typer.Option(
     "--vkey", help="Verifier key (default: ops/keys/ledger.vkey).")]
 
 
+# A proof, receipt, bridge answer or checkpoint note is a few KiB (an answer is at most the
+# bridge's 64 KiB body plus the receipt); anything far larger is the wrong file.
+MAX_INPUT_BYTES = 4 * 1024 * 1024
+
+
 def _entries(n: int) -> str:
     return f"{n} entry" if n == 1 else f"{n} entries"
 
 
 def _emit(obj: Any) -> None:
-    print(json.dumps(obj, ensure_ascii=False))
+    print(json_text(obj))
 
 
 def _read_text(path: Path, what: str) -> str:
     from aurora.ledger.errors import LedgerError
 
     try:
-        return sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        if str(path) == "-":
+            raw = sys.stdin.buffer.read(MAX_INPUT_BYTES + 1)
+        else:
+            with path.open("rb") as f:  # /dev/zero or a FIFO never ends: read a bounded prefix
+                raw = f.read(MAX_INPUT_BYTES + 1)
+        if len(raw) > MAX_INPUT_BYTES:
+            raise LedgerError(f"{what} {path} is over {MAX_INPUT_BYTES // 1024 // 1024} MiB: "
+                              "not a proof, receipt, answer or checkpoint", exit_code=2)
+        return raw.decode("utf-8")
     except FileNotFoundError:
         raise LedgerError(f"{what} {path} does not exist", exit_code=2) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -225,8 +239,9 @@ def root(db: DbOption = None, as_json: JsonOption = False) -> None:
 
 @app.command()
 def prove(
-    index: Annotated[int, typer.Option("--index", help="Leaf index (seq), from 0.")],
-    size: Annotated[int | None, typer.Option("--size", help="Tree size (default: "
+    index: Annotated[int, typer.Option("--index", parser=bounded(),
+                                             help="Leaf index (seq), from 0.")],
+    size: Annotated[int | None, typer.Option("--size", parser=bounded(), help="Tree size (default: "
                                              "current).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -244,8 +259,9 @@ def prove(
 
 @app.command()
 def consistency(
-    old: Annotated[int, typer.Option("--old", help="Old tree size (>= 1).")],
-    new: Annotated[int | None, typer.Option("--new", help="New tree size (default: "
+    old: Annotated[int, typer.Option("--old", parser=bounded(), help="Old tree size (>= 1).")],
+    new: Annotated[int | None, typer.Option("--new", parser=bounded(),
+                                            help="New tree size (default: "
                                             "current).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -310,7 +326,7 @@ def append(
 
 @app.command()
 def show(
-    index: Annotated[int, typer.Option("--index", help="Leaf index (seq).")],
+    index: Annotated[int, typer.Option("--index", parser=bounded(), help="Leaf index (seq).")],
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -320,7 +336,7 @@ def show(
     if as_json:
         _emit(row.to_json())
     else:
-        print(json.dumps(row.to_json(), indent=2, ensure_ascii=False))
+        print(json_text(row.to_json(), indent=2))  # entries hold tenants' and alerts' text
 
 
 @app.command("verify-proof")
@@ -359,7 +375,8 @@ def verify_proof(
 @app.command("backup")
 def backup_command(
     every: Annotated[str | None, typer.Option(
-        "--every", help="Keep backing up at this interval (e.g. 15m), starting now; stop "
+        "--every", parser=DURATION,
+        help="Keep backing up at this interval (e.g. 15m), starting now; stop "
         "with SIGTERM or Ctrl-C.")] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Directory (default: ops/backups).", file_okay=False)] = None,

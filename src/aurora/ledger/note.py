@@ -16,7 +16,6 @@ decimal, the base64 root hash and optional non-empty extension lines.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from aurora.keys import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
+    b64decode_strict,
     public_key_bytes,
     sign_b64,
     verify_b64,
@@ -55,9 +55,9 @@ def is_valid_name(name: str) -> bool:
 
 def _b64decode(text: str) -> bytes:
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, ValueError):
-        raise NoteError("not standard base64") from None
+        return b64decode_strict(text)
+    except ValueError:
+        raise NoteError("not canonical standard base64") from None
 
 
 # --- keys ----------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from starlette.routing import Route
 
 from aurora.canonical import StrictJSONError, parse_strict
 from aurora.config import Scenario
+from aurora.httpbody import BodyTooLarge, read_body
 from aurora.providers.scenarios import EventError
 from aurora.providers.sim import OUTCOMES, Network, Outcome, ProviderView, not_served
 from aurora.wire import SchemaError, parse_order, rfc3339_at
@@ -110,11 +111,11 @@ def error(status: int, code: str, detail: str | None = None) -> JSONResponse:
 
 
 async def _read_json(request: Request) -> Any:
-    """A small operator-sent JSON body, strictly parsed; StrictJSONError otherwise."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise StrictJSONError(f"body over {MAX_BODY_BYTES} bytes")
-    return parse_strict(body)
+    """A small operator-sent JSON body, strictly parsed.
+
+    StrictJSONError if it is not JSON, BodyTooLarge past the limit.
+    """
+    return parse_strict(await read_body(request.scope, request.receive, MAX_BODY_BYTES))
 
 
 class ProviderService:
@@ -145,11 +146,11 @@ class ProviderService:
         if provider_id not in self.network.providers:
             return error(404, "unknown_provider", f"no provider {provider_id!r}")
         try:
-            body = await request.body()
+            body = await read_body(request.scope, request.receive, MAX_BODY_BYTES)
         except ClientDisconnect:
             return Response(status_code=400)
-        if len(body) > MAX_BODY_BYTES:
-            return error(413, "too_large", f"body over {MAX_BODY_BYTES} bytes")
+        except BodyTooLarge as exc:
+            return error(413, "too_large", str(exc))
         # The bridge is the only client and sends what it has validated already:
         # plain json.loads is enough here, the order model catches the rest.
         try:
@@ -220,6 +221,10 @@ class ProviderService:
     async def chaos_add(self, request: Request) -> Response:
         try:
             document = await _read_json(request)
+        except BodyTooLarge as exc:
+            return error(413, "too_large", str(exc))
+        except ClientDisconnect:
+            return Response(status_code=400)
         except StrictJSONError as exc:
             return error(400, "bad_json", str(exc))
         now = self._clock()
@@ -243,6 +248,10 @@ class ProviderService:
     async def scenario(self, request: Request) -> Response:
         try:
             document = await _read_json(request)
+        except BodyTooLarge as exc:
+            return error(413, "too_large", str(exc))
+        except ClientDisconnect:
+            return Response(status_code=400)
         except StrictJSONError as exc:
             return error(400, "bad_json", str(exc))
         name = document.get("name") if isinstance(document, dict) else None

@@ -12,14 +12,15 @@ from typing import Any
 
 import typer
 
+from aurora.cliopts import DURATION, PORT, bounded, finite
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
 
 chaos_app = typer.Typer(no_args_is_help=True)
 
 _PROVIDER = typer.Option(..., "--provider", "-p", help="Provider id, e.g. akash, ionet, render.")
-_FOR = typer.Option(..., "--for", help="How long, e.g. 90s, 5m, 1h.")
-_AT = typer.Option("0s", "--at", help="Start this long from now (default: now).")
+_FOR = typer.Option(..., "--for", parser=DURATION, help="How long, e.g. 90s, 5m, 1h.")
+_AT = typer.Option("0s", "--at", parser=DURATION, help="Start this long from now (default: now).")
 _JSON = typer.Option(False, "--json", help="Print the network's JSON answer.")
 
 
@@ -76,7 +77,8 @@ def _factor_command(name: str, event_type: str, default: float, factor_help: str
     """Register one of the commands whose fault is a multiplying ``--factor``."""
     def command(
         provider: str = _PROVIDER, duration: str = _FOR, at: str = _AT,
-        factor: float = typer.Option(default, "--factor", help=factor_help),
+        factor: float = typer.Option(default, "--factor", parser=finite(0, 1e6),
+                                     help=factor_help),
         as_json: bool = _JSON,
     ) -> None:
         _inject(as_json, type=event_type, provider=provider, factor=factor, at=at,
@@ -98,7 +100,8 @@ _factor_command("capacity-surge", "capacity_surge", 2.0,
 @chaos_app.command("reputation-drop")
 def reputation_drop(
     provider: str = _PROVIDER, duration: str = _FOR, at: str = _AT,
-    to: float = typer.Option(..., "--to", help="The reputation (0-100) to drop to."),
+    to: float = typer.Option(..., "--to", parser=finite(-1e9, 1e9),  # the network judges 0-100
+                             help="The reputation (0-100) to drop to."),
     as_json: bool = _JSON,
 ) -> None:
     """Lower a provider's reputation."""
@@ -160,8 +163,9 @@ def register(app: typer.Typer) -> None:
     def providers(
         scenario: str | None = typer.Option(None, "--scenario",
                                             help="Schedule this scenario at start-up."),
-        seed: int | None = typer.Option(None, "--seed", help="Seed for delays and refusals."),
-        port: int | None = typer.Option(None, "--port",
+        seed: int | None = typer.Option(None, "--seed", parser=bounded(),
+                                        help="Seed for delays and refusals."),
+        port: int | None = typer.Option(None, "--port", parser=PORT,
                                         help="Listen here (default: providers_port of "
                                              "config/stack.json)."),
         zero_delay: bool = typer.Option(False, "--zero-delay",

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from aurora.cliopts import DURATION, TIME
 from aurora.errors import AuroraError
 
 app = typer.Typer(no_args_is_help=True)
@@ -29,9 +30,10 @@ def report(
         help="Sign with this GnuPG secret key: FILE.asc and FILE.sha256."),
     treaty_id: str | None = typer.Option(
         None, "--treaty-id", metavar="ID", help="Treaty (default: the treaty template's)"),
-    window: str = typer.Option("72h", "--window", help="How far back: 24h, 72h, 7d, ..."),
+    window: str = typer.Option("72h", "--window", parser=DURATION,
+                               help="How far back: 24h, 72h, 7d, ..."),
     at: str | None = typer.Option(
-        None, "--at", metavar="RFC3339",
+        None, "--at", metavar="RFC3339", parser=TIME,
         help="Evaluate at this time instead of now (re-creates a report)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     check: bool = typer.Option(False, "--check", help="Exit 1 when the report is not compliant."),

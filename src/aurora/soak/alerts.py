@@ -43,7 +43,7 @@ def clear_faults(home: Home) -> None:
 
 
 def _open_incidents(home: Home, alert: str) -> list[str]:
-    from aurora.incidents.store import IncidentStore
+    from aurora.incidents.service import IncidentStore
 
     with IncidentStore.open(home) as store:
         return [i.id for i in store.incidents(open_only=True, alertname=alert)]
@@ -104,7 +104,7 @@ def tag_drill_incidents(home: Home, windows: list[dict[str, Any]], until: dateti
                         ) -> list[str]:
     """Mark open, untagged incidents opened inside a drill window as that drill's."""
     from aurora.incidents.model import IncidentError
-    from aurora.incidents.store import IncidentStore
+    from aurora.incidents.service import IncidentStore
 
     tagged = []
     with IncidentStore.open(home, write=True) as store:

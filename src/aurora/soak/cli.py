@@ -16,8 +16,10 @@ from typing import Any
 
 import typer
 
+from aurora.cliopts import DAY, RATE, bounded, finite
 from aurora.errors import AuroraError
 from aurora.home import Home
+from aurora.terminal import json_text
 
 app = typer.Typer(no_args_is_help=True)
 drill_app = typer.Typer(no_args_is_help=True)
@@ -83,8 +85,8 @@ def default_start(now: datetime) -> date:
 
 @app.command()
 def start(
-    days: int = typer.Option(7, "--days", help="How many days."),
-    start_date: str = typer.Option(None, "--start-date", metavar="YYYY-MM-DD",
+    days: int = typer.Option(7, "--days", parser=bounded(1, 366), help="How many days."),
+    start_date: str = typer.Option(None, "--start-date", metavar="YYYY-MM-DD", parser=DAY,
                                    help="Day 1 (default: today if before 09:00 UTC, else "
                                         "tomorrow)."),
     key: str = typer.Option(None, "--key", metavar="KEYID", help=KEY_HELP),
@@ -136,16 +138,17 @@ def start(
 
 @app.command()
 def rehearse(
-    days: int = typer.Option(7, "--days", help="How many soak days."),
-    day_seconds: float = typer.Option(None, "--day-seconds",
+    days: int = typer.Option(7, "--days", parser=bounded(1, 366), help="How many soak days."),
+    day_seconds: float = typer.Option(None, "--day-seconds", parser=finite(1, 86400),
                                       help="Real seconds per soak day (default 60: 7 days in "
                                            "about 8 minutes)."),
     key: str = typer.Option(None, "--key", metavar="KEYID",
                             help="GnuPG key (default: $AURORA_GPG_KEY, else a throwaway key)."),
     soak_id: str = typer.Option(None, "--soak-id", help="Name it; an existing id resumes it."),
     drills: str = typer.Option("fill,latency,restore,rollback", "--drills", help=DRILLS_HELP),
-    traffic_rate: float = typer.Option(None, "--traffic-rate", help="Orders/s (default 3)."),
-    start_date: str = typer.Option(None, "--start-date", metavar="YYYY-MM-DD",
+    traffic_rate: float = typer.Option(None, "--traffic-rate", parser=RATE,
+                                      help="Orders/s (default 3)."),
+    start_date: str = typer.Option(None, "--start-date", metavar="YYYY-MM-DD", parser=DAY,
                                    help="Soak-clock day 1 (default: today)."),
     home_dir: Path = typer.Option(None, "--home", file_okay=False,
                                   help="Rehearse in an isolated home (created and initialised "
@@ -228,7 +231,7 @@ def gate(
     verdict = run_gate(Home.discover(), soak, key=chosen_key(key), output=output,
                        use_prometheus=not no_prometheus)
     if as_json:
-        print(json.dumps(verdict.document, indent=2, ensure_ascii=False))
+        print(json_text(verdict.document, indent=2))
     else:
         _print_verdict(verdict)
     raise typer.Exit(verdict.result.exit_code)
@@ -272,7 +275,7 @@ def drill_restore(
 @drill_app.command("alert")
 def drill_alert(
     alert: str = typer.Option(..., "--alert", help="TreatyFillRateLow or TreatyRttP95High."),
-    timeout: float = typer.Option(None, "--timeout",
+    timeout: float = typer.Option(None, "--timeout", parser=finite(0, 7 * 86400),
                                   help="Bound on each wait, seconds (default: 40 min, enough "
                                        "for a 15-minute `for:` on the production rules)."),
     as_json: bool = typer.Option(False, "--json"),

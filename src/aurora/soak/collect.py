@@ -318,7 +318,7 @@ def drill_windows(state: SoakState) -> list[dict[str, Any]]:
 
 def incident_facts(home: Home, ledger: Ledger, state: SoakState, until: datetime
                    ) -> IncidentFacts:
-    from aurora.incidents.store import IncidentStore, incident_report
+    from aurora.incidents.service import IncidentStore, incident_report
     from aurora.soak.alerts import in_window
 
     since = state.real_start
