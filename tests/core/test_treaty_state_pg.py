@@ -43,7 +43,8 @@ class Replicas:
                  lease_s: float = 60.0) -> None:
         self.url = url
         self.treaty = treaty
-        self.states = [PgTreatyState(url, treaty, tenants, lease_s=lease_s, pool_size=4)
+        self.states = [PgTreatyState(url, treaty, tenants, lease_s=lease_s, pool_size=4,
+                                     pool_timeout=60)  # a loaded machine queues long
                        for _ in range(n)]
 
     async def __aenter__(self) -> Replicas:

@@ -258,12 +258,15 @@ class PgTreatyState:
     rebuilt_from_ledger = False
 
     def __init__(self, url: str, treaty: Treaty, tenants: Mapping[str, TenantConfig], *,
-                 lease_s: float, pool_size: int = 8) -> None:
+                 lease_s: float, pool_size: int = 8, pool_timeout: float = 5.0) -> None:
         self.url = url
         self.treaty = treaty
         self.tenants = tenants
         self.lease_s = lease_s
         self._pool_size = pool_size
+        # waiting longer than this for a connection answers 503 (the database is gone or
+        # overwhelmed) rather than holding the client
+        self._pool_timeout = pool_timeout
         self._pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._to_settle: list[tuple[str, str, bool]] = []
@@ -279,7 +282,7 @@ class PgTreatyState:
         from aurora.db.postgres import CONNECT_TIMEOUT_S
 
         self._pool = psycopg_pool.AsyncConnectionPool(
-            self.url, min_size=2, max_size=self._pool_size, timeout=2.0, open=False,
+            self.url, min_size=2, max_size=self._pool_size, timeout=self._pool_timeout, open=False,
             name="treaty-state", reconnect_timeout=0,
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
                     "application_name": "aurora-treaty",
