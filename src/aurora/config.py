@@ -24,6 +24,7 @@ from pydantic import (
 from aurora.durations import parse_duration
 from aurora.errors import ConfigError
 from aurora.home import Home
+from aurora.keys import Ed25519PublicKey, load_public_key
 from aurora.validation import first_error
 from aurora.wire import PROVIDER_ID_PATTERN, REGION_PATTERN, TENANT_ID_PATTERN
 
@@ -276,3 +277,12 @@ class ScenariosFile(_Strict):
 
 def load_scenarios(home: Home) -> ScenariosFile:
     return load_model(home.config_dir / "scenarios.json", ScenariosFile)
+
+
+def load_order_keys(home: Home) -> tuple[dict[str, Ed25519PublicKey], dict[str, Ed25519PublicKey]]:
+    """The tenants' and the providers' public keys on file, by id: what an order's and an
+    ACK's signatures are checked with (the bridge, the auditor, ``verify-proof``)."""
+    tenants = {t.id: load_public_key(t.public_key_path(home)) for t in load_tenants(home)}
+    providers = {p.id: load_public_key(home.provider_pub(p.id))
+                 for p in load_providers(home).providers}
+    return tenants, providers

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from aurora.durable import atomic_write
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
 
@@ -89,9 +90,8 @@ def spawn(
     start = _start_time(process.pid)
     if start is None:
         raise AuroraError(f"{name} exited at once; see {home.log_file(name)}")
-    tmp = home.pid_file(name).with_suffix(".pid.tmp")
-    tmp.write_text(json.dumps({"pid": process.pid, "start_time": start, "argv": list(argv)}))
-    tmp.replace(home.pid_file(name))
+    atomic_write(home.pid_file(name), json.dumps(
+        {"pid": process.pid, "start_time": start, "argv": list(argv)}).encode())
     return process.pid
 
 

@@ -12,6 +12,7 @@ def init_home(home: Home) -> list[tuple[str, str]]:
     from aurora.config import load_providers, load_stack, load_tenants
     from aurora.keys import ensure_keypair, load_private_key, write_new_file
     from aurora.ledger.note import vkey_for
+    from aurora.tokens import NAMES, ensure_token
     from aurora.treaty import load_treaty
 
     load_treaty(home)  # a bad treaty is a start-up error, so it is one at init too
@@ -38,4 +39,7 @@ def init_home(home: Home) -> list[tuple[str, str]]:
         raise KeyFileError(f"{home.ledger_vkey} does not match {home.ledger_key} and origin "
                            f"{stack.ledger_origin!r}")
     done.append(("ledger key", "created" if made else "kept"))
+    for name in NAMES:
+        made = ensure_token(home, name)
+        done.append((f"{name} token", "created" if made else "kept"))
     return done

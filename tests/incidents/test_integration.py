@@ -69,7 +69,7 @@ class Live:
                    timeout=5.0).raise_for_status()
 
     def incidents(self, **params: str) -> list[dict[str, Any]]:
-        return list_incidents(self.receiver, **params)
+        return list_incidents(self.home, self.receiver, **params)
 
     def webhooks_accepted(self) -> float:
         return webhooks_accepted(self.receiver)

@@ -20,7 +20,8 @@ from aurora.keys import load_private_key, load_public_key
 from aurora.providers.app import create_app
 from aurora.providers.server import NetworkOptions, build_app
 from aurora.providers.sim import Network
-from aurora.wire import order_sha256, parse_ack, verify_ack
+from aurora.tokens import CHAOS, bearer_header, read_token
+from aurora.wire import idempotency_key, order_sha256, parse_ack, verify_ack
 
 
 class AppClient:
@@ -335,7 +336,9 @@ def test_unknown_routes_and_methods_answer_json(client: Client) -> None:
 
 def test_build_app_schedules_the_start_up_scenario(home: Path) -> None:
     app = build_app(Home(home), NetworkOptions(seed=1, scenario="demo"))
-    events = AppClient(app).get("/chaos").json()["events"]
+    assert AppClient(app).get("/chaos").status_code == 401  # the home's chaos token guards it
+    token = read_token(Home(home), CHAOS)
+    events = AppClient(app).get("/chaos", headers=bearer_header(token)).json()["events"]
     assert len(events) == 6 and {e["status"] for e in events} == {"scheduled"}
 
 
@@ -350,3 +353,29 @@ def test_build_app_refuses_a_bad_scenarios_file(home: Path) -> None:
                     '"provider": "aws", "for": "1m"}]}}}')
     with pytest.raises(ConfigError, match="unknown provider 'aws'"):
         build_app(Home(home))
+
+
+def test_an_idempotency_key_gets_the_first_ack_and_no_second_job(client: Client,
+                                                                make_order: Any) -> None:
+    c = client(zero_delay=True)
+    order = make_order(gpu_hours=150.0)
+    key = {"Idempotency-Key": idempotency_key(order)}
+    body = {"order": order, "gpu_type": "A100"}
+    first = c.post("/providers/flux/orders", json=body, headers=key)
+    assert first.status_code == 200
+    assert metric(c, "provider_capacity_gpu_hours", provider="flux") == 50.0
+    # the retry (the bridge died before recording the first answer): same ACK, no capacity
+    again = c.post("/providers/flux/orders", json=body, headers=key)
+    assert again.status_code == 200 and again.json() == first.json()
+    assert metric(c, "provider_capacity_gpu_hours", provider="flux") == 50.0
+    assert metric(c, "provider_orders_total", provider="flux", outcome="acked") == 1.0
+    assert metric(c, "provider_orders_total", provider="flux", outcome="replayed") == 1.0
+    # the same key with another order is refused, and opens nothing
+    other = {"order": make_order(gpu_hours=1.0), "gpu_type": "A100"}
+    conflict = c.post("/providers/flux/orders", json=other, headers=key)
+    assert conflict.status_code == 409 and conflict.json()["error"] == "idempotency_conflict"
+    assert metric(c, "provider_capacity_gpu_hours", provider="flux") == 50.0
+    # without a key every order is a new job, as before
+    assert post_order(c, order, provider="flux", gpu_type="A100").status_code == 503
+    bad = c.post("/providers/flux/orders", json=body, headers={"Idempotency-Key": "a b"})
+    assert bad.status_code == 400

@@ -13,10 +13,10 @@ from types import ModuleType
 
 import pytest
 
+from aurora.gpg import make_throwaway_key, temporary_keyring
 from aurora.home import Home
 from aurora.soak.rehearsal import RehearsalOptions, RehearsalResult, rehearse
 from aurora.soak.runner import QuietHooks
-from aurora.soak.signing import make_throwaway_key, temporary_keyring
 from aurora.stack import down
 
 REPO = Path(__file__).resolve().parents[2]

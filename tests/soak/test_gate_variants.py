@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from aurora import gpg
 from aurora.home import Home
-from aurora.slo import gpg
-from aurora.soak.signing import export_public
 from aurora.soak.verdict import Verdict, run_gate
 
 from .conftest import NEEDS, Rehearsed, copy_home
@@ -72,8 +71,8 @@ def test_a_forged_report_signature_fails_the_governance_item(
     keyring, other = signing_key
     report = copy.reports_dir / "canary-72h.json"
     # a signature by another key, with that key's public half put where the real one was
-    gpg.sign(report, other, gnupghome=keyring)
-    export_public(other, keyring, copy.reports_dir / "canary-72h.pub.asc")
+    gpg.sign_detached(report, other, gnupghome=keyring)
+    gpg.export_public(other, keyring, copy.reports_dir / "canary-72h.pub.asc")
     verdict = gate(copy, rehearsal)
     assert set(failing(verdict)) == {"governance"}
     assert "canary-72h.json.asc" in failing(verdict)["governance"]
@@ -103,3 +102,14 @@ def test_a_smoke_log_rewritten_after_the_fact_fails_the_smoke_item(
     verdict = gate(copy, rehearsal)
     assert set(failing(verdict)) == {"smoke"}
     assert "day 6" in failing(verdict)["smoke"]
+
+
+def test_an_unsigned_gate_run_leaves_no_stale_signature(copy: Home, rehearsal: Rehearsed) -> None:
+    """Issue 13 #11: the rehearsal signed reports/day7-gate.json; a later gate run without
+    a key rewrote the verdict and left the old .asc beside it (gpg --verify: BAD)."""
+    report = copy.reports_dir / "day7-gate.json"
+    assert report.with_name("day7-gate.json.asc").exists()  # signed by the rehearsal
+    verdict = gate(copy, rehearsal)
+    assert verdict.signed is None and "unsigned" in verdict.sign_note
+    assert not report.with_name("day7-gate.json.asc").exists()
+    assert gpg.verify_checksum(report) is True  # the .sha256 describes the new verdict

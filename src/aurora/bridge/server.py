@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import prometheus_client
 import uvicorn
@@ -12,15 +13,15 @@ from aurora.bridge.metrics import TreatyMetrics
 from aurora.bridge.openapi import openapi_document
 from aurora.bridge.provenance import ProvenanceAuditor
 from aurora.bridge.service import BridgeService
-from aurora.config import load_providers, load_stack, load_tenants
+from aurora.config import load_order_keys, load_stack, load_tenants
 from aurora.durations import parse_duration
 from aurora.gc_tuning import quiet_gc
 from aurora.home import Home
-from aurora.keys import load_public_key
 from aurora.ledger import Ledger
 from aurora.treaty import load_treaty
 
 log = logging.getLogger("aurora.bridge")
+CRASH_AFTER_ACK_ENV = "AURORA_FAULT_CRASH_AFTER_ACK"  # tests only: see BridgeService
 
 
 def build_service(home: Home, ledger: Ledger) -> BridgeService:
@@ -28,16 +29,15 @@ def build_service(home: Home, ledger: Ledger) -> BridgeService:
     stack = load_stack(home)
     treaty = load_treaty(home)
     tenants = {t.id: t for t in load_tenants(home)}
-    tenant_keys = {t.id: load_public_key(t.public_key_path(home)) for t in tenants.values()}
-    provider_keys = {p.id: load_public_key(home.provider_pub(p.id))
-                     for p in load_providers(home).providers}
+    tenant_keys, provider_keys = load_order_keys(home)
     metrics = TreatyMetrics(treaty.treaty_id, fill_window_s=parse_duration(stack.fill_window))
     auditor = ProvenanceAuditor(home, tenant_keys, provider_keys,
                                 window_s=parse_duration(stack.provenance_window))
     auditor.register(metrics.registry, treaty.treaty_id)
     return BridgeService(stack=stack, treaty=treaty, tenants=tenants, tenant_keys=tenant_keys,
                          provider_keys=provider_keys, ledger=ledger, metrics=metrics,
-                         auditor=auditor)
+                         auditor=auditor,
+                         crash_after_ack=os.environ.get(CRASH_AFTER_ACK_ENV) == "1")
 
 
 def serve(home: Home) -> None:

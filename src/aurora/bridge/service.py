@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +33,9 @@ from aurora.provenance import ack_matches_order
 from aurora.routing import Candidate, CircuitBreaker, Offer, rank
 from aurora.treaty import Treaty
 from aurora.wire import (
+    IDEMPOTENCY_HEADER,
     SchemaError,
+    idempotency_key,
     parse_ack,
     parse_order,
     parse_rfc3339,
@@ -60,7 +64,7 @@ def error(status: int, code: str, detail: str, **extra: Any) -> Answer:
 class Attempt:
     provider: str
     gpu_type: str
-    outcome: str  # acked, timeout, error, refused, bad_ack
+    outcome: str  # acked, timeout, error, refused, bad_ack, conflict
     ms: float
     detail: str = ""
     ack: dict[str, Any] | None = None
@@ -94,6 +98,7 @@ class BridgeService:
         ledger: Ledger,
         metrics: TreatyMetrics,
         auditor: ProvenanceAuditor | None = None,
+        crash_after_ack: bool = False,
     ) -> None:
         self.stack = stack
         self.treaty = treaty
@@ -103,6 +108,9 @@ class BridgeService:
         self.ledger = ledger
         self.metrics = metrics
         self.auditor = auditor
+        # Fault hook for tests (AURORA_FAULT_CRASH_AFTER_ACK=1): die by SIGKILL between a
+        # provider's ACK and the ledger append, the window idempotency keys close.
+        self._crash_after_ack = crash_after_ack
         self.policy = PolicyState(treaty, tenants)
         self.breaker = CircuitBreaker()
         self.feed = MarketFeed()
@@ -284,6 +292,8 @@ class BridgeService:
                 break
             attempt = await self._ask(candidate, document, budget)
             attempts.append(attempt)
+            if attempt.outcome == "conflict":
+                break
             if attempt.outcome == "acked":
                 self.breaker.success(candidate.provider_id)
                 ack = attempt.ack
@@ -292,6 +302,14 @@ class BridgeService:
             self.metrics.failovers.labels(tid, candidate.provider_id, attempt.outcome).inc()
         route = {"candidates": [c.provider_id for c in candidates],
                  "attempts": [a.to_json() for a in attempts]}
+        if ack is None and attempts and attempts[-1].outcome == "conflict":
+            # The provider holds a job for this nonce under another order: trying the next
+            # provider would open a second job for one nonce.
+            self.policy.release(reservation)
+            self.policy.forget_nonce(tenant_id, nonce)
+            self._outcomes["replay"].inc()
+            return error(409, "replay", f"nonce already used for another order at "
+                         f"{attempts[-1].provider}")
         if ack is None:
             self.policy.release(reservation)
             why = "no eligible provider" if not candidates else "every candidate failed"
@@ -305,6 +323,8 @@ class BridgeService:
             self.metrics.record_fill(False)
             return error(503, "no_provider", why, attempts=route["attempts"])
 
+        if self._crash_after_ack:
+            os.kill(os.getpid(), signal.SIGKILL)
         rtt_ms = (time.perf_counter() - started) * 1000.0
         self._rtt.observe(rtt_ms)
         entry = Entry(kind="order", treaty_id=tid, tenant_id=tenant_id, subject=nonce,
@@ -340,7 +360,8 @@ class BridgeService:
 
         try:
             body = json.dumps({"order": order, "gpu_type": gpu}, separators=(",", ":"))
-            async with self._session.post(url, data=body.encode(), headers=_JSON_HEADERS,
+            headers = {**_JSON_HEADERS, IDEMPOTENCY_HEADER: idempotency_key(order)}
+            async with self._session.post(url, data=body.encode(), headers=headers,
                                           timeout=aiohttp.ClientTimeout(total=budget)) as response:
                 raw = await response.read()
                 status = response.status
@@ -348,6 +369,8 @@ class BridgeService:
             return done("timeout", f"no answer within {budget * 1000:.0f} ms")
         except aiohttp.ClientError as exc:
             return done("error", type(exc).__name__)
+        if status == 409 and _error_code(raw) == "idempotency_conflict":
+            return done("conflict", "the provider has another order under this nonce")
         if status == 503:
             reason = _error_code(raw)
             return done("refused" if reason in ("capacity", "outage") else "error", reason)

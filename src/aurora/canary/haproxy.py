@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aurora.canary.plan import BUCKETS  # and plan.bucket_of: the Python twin of the hash below
+from aurora.durable import atomic_write
 from aurora.errors import AuroraError, ConfigError
 
 MAP_KEY = "canary"
@@ -109,10 +110,8 @@ def _check_weight(weight: int) -> int:
 
 
 def write_weight_map(path: Path, weight: int) -> None:
-    """The map file HAProxy loads at start (atomically replaced)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{MAP_KEY} {_check_weight(weight)}\n")
-    tmp.replace(path)
+    """The map file HAProxy loads at start (atomically replaced, durably)."""
+    atomic_write(path, f"{MAP_KEY} {_check_weight(weight)}\n".encode())
 
 
 def write_config(cfg: SplitConfig, path: Path, *, weight: int) -> None:

@@ -29,21 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from aurora.digests import sha256_file
+from aurora.durable import atomic_copy, atomic_write, fsync_dir
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport, audit
 from aurora.ledger.entry import Entry
 from aurora.ledger.errors import BackupError, LedgerError, TamperedError
 from aurora.ledger.files import (
-    atomic_write,
     checkpoint_path,
     db_path,
-    fsync_dir,
     load_signer,
     load_verifier,
     move_aside,
     now_rfc3339,
     origin,
+    restore_lock,
     write_checkpoint_file,
 )
 from aurora.ledger.ledger import Ledger
@@ -189,15 +189,6 @@ def gunzip_to(source: Path, target: Path, *, limit: int | None = None) -> None:
         raise
 
 
-def _copy_durably(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.copyfile(source, tmp)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    fsync_dir(target.parent)
-
-
 def _append_manifest(out_dir: Path, info: BackupInfo) -> None:
     with open(out_dir / MANIFEST, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(info.to_json(), sort_keys=True) + "\n")
@@ -236,7 +227,7 @@ def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
         atomic_write(out / f"{filename}.json",
                      (json.dumps(info.to_json(), indent=2) + "\n").encode())
         _append_manifest(out, info)
-        _copy_durably(target, out / LATEST)
+        atomic_copy(target, out / LATEST)
         atomic_write(out / f"{LATEST}.json", (json.dumps(info.to_json(), indent=2) + "\n")
                      .encode())
         ledger.append(Entry(kind="backup", data={
@@ -291,6 +282,19 @@ def _move_database_aside(db: Path, stamp: str) -> list[str]:
     return moved
 
 
+def _stop_hint(home: Home) -> str:
+    """What the operator must stop before a restore: the stack's services that run."""
+    from aurora.procs import running
+    from aurora.stack import ALL_SERVICES
+
+    names = [name for name in ALL_SERVICES if running(home, name) is not None]
+    if names:
+        return (f"stop {', '.join(names)} first (`aurora down`), then restore and "
+                "`aurora up`; nothing was restored")
+    return ("stop every process using it (bridge, incident receiver, soak, `aurora ledger "
+            "backup --every`) first; nothing was restored")
+
+
 def restore(home: Home, file: Path, *, db: str | os.PathLike[str] | None = None
             ) -> RestoreInfo:
     """Verify a backup (``.db.gz`` or ``.db``), set the current database aside, restore it."""
@@ -314,11 +318,14 @@ def restore(home: Home, file: Path, *, db: str | os.PathLike[str] | None = None
         except LedgerError as exc:
             raise BackupError(f"refusing to restore {file}: {exc}") from None
         stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
-        moved = _move_database_aside(target, stamp)
-        with open(raw, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(raw, target)
-        fsync_dir(target.parent)
+        # No writer may hold the old file open across the swap: it would go on
+        # acknowledging entries into the file moved aside. Writers hold this lock shared.
+        with restore_lock(target, _stop_hint(home)):
+            moved = _move_database_aside(target, stamp)
+            with open(raw, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(raw, target)
+            fsync_dir(target.parent)
     audit(target, [load_verifier(home)], origin=origin(home))
     note_file = checkpoint_path(home, db)
     aside = move_aside(note_file, "before-restore", stamp)

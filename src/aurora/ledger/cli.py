@@ -356,12 +356,14 @@ def verify_proof(
 ) -> None:
     """Check a proof offline against a signed checkpoint and the verifier key (no database)."""
     from aurora.canonical import StrictJSONError, parse_strict
+    from aurora.config import load_order_keys
     from aurora.ledger.errors import ProofError
     from aurora.ledger.files import load_verifier
-    from aurora.ledger.offline import verify_document
+    from aurora.ledger.offline import OrderKeys, verify_document
 
     home = Home.discover()
     verifier = load_verifier(home, vkey)
+    keys = OrderKeys(*load_order_keys(home))
     try:
         doc = parse_strict(_read_text(file, "proof file"))
     except StrictJSONError as exc:
@@ -371,7 +373,8 @@ def verify_proof(
         note = _read_text(checkpoint, "checkpoint file")
     elif home.checkpoint_file.exists():
         note = _read_text(home.checkpoint_file, "checkpoint file")
-    result = verify_document(doc, [verifier], origin=verifier.name, checkpoint_note=note)
+    result = verify_document(doc, [verifier], origin=verifier.name, checkpoint_note=note,
+                             keys=keys)
     if as_json:
         _emit(result.to_json())
     else:

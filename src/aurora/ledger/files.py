@@ -1,14 +1,12 @@
-"""The ledger's files besides the database: keys, the latest-checkpoint file, atomic writes."""
+"""The ledger's files besides the database: keys, the latest-checkpoint file."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 from aurora.config import load_stack
+from aurora.durable import FileLock, atomic_write, file_lock
 from aurora.home import Home
 from aurora.keys import load_private_key
 from aurora.ledger.errors import KeyMismatchError, NoteError
@@ -78,41 +76,23 @@ def load_signer(home: Home) -> Signer:
     return signer
 
 
+def writer_lock(db: Path) -> FileLock:
+    """The lock every ledger writer holds, shared, while it has ``db`` open (``.<db>.lock``).
+
+    Blocking: a writer that starts during a restore waits for it and then opens the
+    restored file.
+    """
+    return FileLock(db, shared=True)
+
+
+def restore_lock(db: Path, stop_hint: str) -> FileLock:
+    """The same lock, exclusive and non-blocking: held only while no writer has ``db`` open."""
+    return FileLock(db, blocking=False, busy_message=(
+        f"the ledger {db} is open in a running ledger writer; {stop_hint}"))
+
+
 def now_rfc3339() -> str:
     return format_rfc3339(utc_now())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An advisory lock between processes writing the same file."""
-    lock = path.with_name(f".{path.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def read_checkpoint(path: Path) -> Checkpoint | None:

@@ -31,6 +31,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aurora.durable import FileLock, file_lock
 from aurora.ledger import merkle
 from aurora.ledger.entry import (
     ConsistencyProof,
@@ -53,13 +54,13 @@ from aurora.ledger.files import (
     HomeLike,
     checkpoint_path,
     db_path,
-    file_lock,
     load_signer,
     move_aside,
     now_rfc3339,
     read_checkpoint,
     resolve_home,
     write_checkpoint_file,
+    writer_lock,
 )
 from aurora.ledger.note import Checkpoint, Signer, sign_checkpoint
 from aurora.ledger.store import Store
@@ -142,10 +143,19 @@ class Ledger:
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
         self._wstore: Store | None = None
+        self._use_lock: FileLock | None = None
         if signer is None:
             self._reader().check_schema()
         else:
-            self._wstore = Store(path, readonly=False)
+            # Every writer holds this shared lock for its lifetime; a restore takes it
+            # exclusively and refuses while any writer has the file open, so nothing is
+            # ever acknowledged into a database that was moved aside.
+            self._use_lock = writer_lock(path).acquire()
+            try:
+                self._wstore = Store(path, readonly=False)
+            except BaseException:
+                self._use_lock.release()
+                raise
             try:
                 # One ledger process at a time: switching a new file to WAL fails at
                 # once (no busy wait) while another connection is creating it.
@@ -155,6 +165,7 @@ class Ledger:
                     self._reconcile_checkpoint_file(self._wstore)
             except BaseException:
                 self._wstore.close()
+                self._use_lock.release()
                 raise
             _open_writers.add(self)
         # Writer-thread state.
@@ -273,6 +284,8 @@ class Ledger:
             for store in self._readers:
                 store.close()
             self._readers.clear()
+        if self._use_lock is not None:
+            self._use_lock.release()
         _open_writers.discard(self)
 
     # --- the writer thread --------------------------------------------------------------

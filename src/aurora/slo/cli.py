@@ -46,9 +46,9 @@ def report(
     """
     from rich.console import Console
 
+    from aurora import gpg
     from aurora.config import load_stack
     from aurora.home import Home
-    from aurora.slo import gpg
     from aurora.slo.prometheus import PrometheusClient
     from aurora.slo.report import build_report, evaluation_time, summary_table, write_report
     from aurora.treaty import load_treaty
@@ -61,21 +61,21 @@ def report(
     if output is None:
         output = home.reports_dir / f"slo-report-{when.strftime('%Y%m%dT%H%M%SZ')}.json"
     if key:
-        gpg.check_secret_key(key)  # fail before querying and writing
+        gpg.secret_key_fingerprint(key)  # fail before querying and writing
     treaty = treaty_id or load_treaty(home).treaty_id
     with PrometheusClient(url) as client:
         document = build_report(client, treaty_id=treaty, window=window, at=when,
                                 prometheus_url=url)
-    write_report(document, output)
-    signed = gpg.sign(output, key) if key else None
+    published = write_report(document, output, key)
     if as_json:
         typer.echo(json.dumps(document, indent=2))
     else:
         console = Console()
         console.print(summary_table(document))
         console.print(f"wrote {output}")
-        if signed:
-            console.print(f"signed {signed.signature} (key {key}), sha256 in {signed.checksum}")
+        if published.signature:
+            console.print(f"signed {published.signature} (key {key}), sha256 in "
+                          f"{published.checksum}")
     if check and not document["compliant"]:
         raise typer.Exit(1)
 

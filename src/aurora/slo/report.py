@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -37,6 +37,9 @@ from aurora.slo.catalog import (
 )
 from aurora.slo.prometheus import QuerySource, Sample
 from aurora.wire import format_rfc3339
+
+if TYPE_CHECKING:
+    from aurora.gpg import Published
 
 REPORT_KIND = "aurora-slo-report"
 REPORT_VERSION = 1
@@ -249,12 +252,13 @@ def report_bytes(report: dict[str, Any]) -> bytes:
     return canonical_json(report)
 
 
-def write_report(report: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(report_bytes(report))
-    tmp.replace(path)
-    return path
+def write_report(report: dict[str, Any], path: Path, key: str | None = None, *,
+                 gnupghome: Path | None = None) -> Published:
+    """Write the report with its ``.sha256`` and, with a key, its ``.asc``, durably; the
+    previous report's signature never survives beside the new content."""
+    from aurora.gpg import publish
+
+    return publish(path, report_bytes(report), key, gnupghome=gnupghome)
 
 
 def _show(value: float | None, unit: str) -> str:

@@ -215,11 +215,10 @@ def governance_fact(home: Home, state: SoakState) -> SingleFact:
     report = home.reports_dir / "canary-72h.json"
     pub = home.reports_dir / "canary-72h.pub.asc"
     try:
-        from aurora.slo import gpg
-        from aurora.soak.signing import keyring_with
+        from aurora import gpg
 
-        with keyring_with(pub) as keyring:
-            check = gpg.verify(report, gnupghome=keyring,
+        with gpg.keyring_with(pub) as keyring:
+            check = gpg.verify_detached(report, gnupghome=keyring,
                                expected_fingerprint=str(detail.get("fingerprint")))
         evidence["signature"] = check.detail
         if not check.ok:

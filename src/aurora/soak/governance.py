@@ -15,11 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aurora import durable, gpg
 from aurora.digests import sha256_file
 from aurora.errors import AuroraError
-from aurora.slo import gpg
 from aurora.slo.queries import FILL_RATE_SERIES, PROVENANCE_SERIES, QUANTILE_RECORDS
-from aurora.soak.signing import export_public
 from aurora.soak.tasks import TaskContext, TaskOutcome, tar_paths, write_slo_report
 from aurora.wire import format_rfc3339, utc_now
 
@@ -36,8 +35,9 @@ def _export(ctx: TaskContext, out: Path) -> int:
         for name in EXPORTED:
             series[name] = [{"labels": s.labels, "points": s.points}
                             for s in prom.query_range(name, start, end, step)]
-    out.write_text(json.dumps({"start": format_rfc3339(start), "end": format_rfc3339(end),
-                               "step_seconds": step, "series": series}, indent=1))
+    durable.atomic_write(out, json.dumps({"start": format_rfc3339(start),
+                                          "end": format_rfc3339(end), "step_seconds": step,
+                                          "series": series}, indent=1).encode())
     return sum(len(v) for v in series.values())
 
 
@@ -45,35 +45,33 @@ def governance(ctx: TaskContext) -> TaskOutcome:
     reports = ctx.home.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
     report_path = reports / f"{BASENAME}.json"
-    document = write_slo_report(ctx, 72 * 3600, report_path)
-    files = [report_path]
+    key = ctx.key_id
+    # signed (or visibly unsigned) in the same durable step that writes it
+    document, published = write_slo_report(ctx, 72 * 3600, report_path, key)
+    files = [report_path, published.checksum]
     problems: list[str] = []
     detail: dict[str, Any] = {"window": document["window"], "compliant": document["compliant"],
-                              "report_sha256": sha256_file(report_path), "key_id": None,
+                              "report_sha256": published.sha256, "key_id": None,
                               "fingerprint": None, "signed": False}
 
-    key = ctx.key_id
-    if key:
-        fingerprint = gpg.check_secret_key(key, gnupghome=ctx.gnupghome)
-        signed = gpg.sign(report_path, key, gnupghome=ctx.gnupghome)
-        check = gpg.verify(report_path, gnupghome=ctx.gnupghome,
-                           expected_fingerprint=fingerprint)
-        pub = export_public(fingerprint, ctx.gnupghome, reports / f"{BASENAME}.pub.asc")
-        files += [signed.signature, signed.checksum, pub]
+    if key and published.signature is not None and published.fingerprint is not None:
+        fingerprint = published.fingerprint
+        check = gpg.verify_detached(report_path, gnupghome=ctx.gnupghome,
+                                    expected_fingerprint=fingerprint)
+        pub = gpg.export_public(fingerprint, ctx.gnupghome, reports / f"{BASENAME}.pub.asc")
+        files += [published.signature, pub]
         detail.update(key_id=key, fingerprint=fingerprint, signed=True,
                       signature_check=check.detail)
-        ctx.say(f"signed {signed.signature} with {fingerprint}: {check.detail}")
+        ctx.say(f"signed {published.signature} with {fingerprint}: {check.detail}")
         if not check.ok:
             problems.append(f"signature does not verify: {check.detail}")
     else:
-        checksum, _ = gpg.write_checksum(report_path)
-        files.append(checksum)
+        durable.remove_durably([reports / f"{BASENAME}.pub.asc"])
         problems.append("no GnuPG key (--key or $AURORA_GPG_KEY): the report is not signed")
         ctx.say(problems[-1])
 
     note = ctx.evidence.ledger.checkpoint()
-    checkpoint = reports / f"{BASENAME}.checkpoint"
-    checkpoint.write_text(note, encoding="utf-8")
+    checkpoint = durable.atomic_write(reports / f"{BASENAME}.checkpoint", note.encode())
     files.append(checkpoint)
     head = note.splitlines()
     detail["checkpoint"] = {"size": int(head[1]), "root_b64": head[2]}
@@ -93,10 +91,10 @@ def governance(ctx: TaskContext) -> TaskOutcome:
     files.append(metrics)
 
     manifest = reports / f"{BASENAME}.manifest.json"
-    manifest.write_text(json.dumps({
+    durable.atomic_write(manifest, json.dumps({
         "generated_at": format_rfc3339(utc_now()),
         "files": {str(p.relative_to(ctx.home.root)): sha256_file(p) for p in files}},
-        indent=2, sort_keys=True), encoding="utf-8")
+        indent=2, sort_keys=True).encode())
     bundle = reports / "governance-72h.tar.gz"
     tar_paths(ctx.home, bundle, [*files, manifest])
     files += [manifest, bundle]

@@ -27,6 +27,8 @@ import httpx
 
 from aurora.config import StackConfig
 from aurora.drills.window import DrillWindow
+from aurora.durable import atomic_output
+from aurora.gpg import Published
 from aurora.home import Home
 from aurora.soak.clock import SoakClock
 from aurora.soak.evidence import EvidenceLog, resolve
@@ -244,7 +246,9 @@ def anomaly_check(ctx: TaskContext) -> TaskOutcome:
 # --- 18:00 ---------------------------------------------------------------------------------
 
 
-def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path) -> dict[str, Any]:
+def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path,
+                     key: str | None = None) -> tuple[dict[str, Any], Published]:
+    """Build and publish an SLO report (signed with ``key`` if given, in one durable step)."""
     from aurora.slo.report import build_report, write_report
 
     window = ctx.timing.report_window(soak_seconds)
@@ -252,9 +256,9 @@ def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path) -> dic
     with ctx.prometheus() as prom:
         document = build_report(prom, treaty_id=ctx.plan.treaty_id, window=window, at=now,
                                 prometheus_url=ctx.stack.prometheus_url)
-    write_report(document, output)
+    published = write_report(document, output, key, gnupghome=ctx.gnupghome)
     ctx.say(f"wrote {output}: {document['summary']} (window {window})")
-    return document
+    return document, published
 
 
 def daily_report(ctx: TaskContext) -> TaskOutcome:
@@ -263,7 +267,7 @@ def daily_report(ctx: TaskContext) -> TaskOutcome:
 
     output = ctx.home.reports_dir / f"daily-{ctx.slot.datestamp}.json"
     try:
-        document = write_slo_report(ctx, 86400, output)
+        document, _ = write_slo_report(ctx, 86400, output)
     except AuroraError as exc:
         ctx.say(f"report failed: {exc}")
         return TaskOutcome(False, f"report failed: {exc}", detail={"error": str(exc)})
@@ -276,8 +280,7 @@ def tar_paths(home: Home, target: Path, paths: list[Path]) -> int:
     """A .tar.gz of ``paths`` (files or folders), names relative to the home. Files that
     vanish or grow while it runs are taken as they are (logs keep being written)."""
     count = 0
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_output(target) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for root in paths:
             files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
             for path in files:
@@ -286,7 +289,6 @@ def tar_paths(home: Home, target: Path, paths: list[Path]) -> int:
                     count += 1
                 except (FileNotFoundError, ValueError):
                     continue
-    tmp.replace(target)
     return count
 
 

@@ -1,7 +1,8 @@
 """``reports/day7-gate.json``: the gate's verdict as a signed document, and its table.
 
 The document is canonical JSON (RFC 8785), like every report Aurora signs; with a key it
-gets ``.asc`` and ``.sha256`` exactly as the governance report does (``aurora.slo.gpg``).
+gets ``.asc`` and ``.sha256`` exactly as the governance report does (``aurora.gpg.publish``):
+a run without a key removes the previous run's ``.asc``, so the verdict is visibly unsigned.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 
 from rich.table import Table
 
+from aurora import gpg
 from aurora.canonical import canonical_json
 from aurora.home import Home
-from aurora.slo import gpg
 from aurora.soak.collect import collect
 from aurora.soak.gate import MARKS, GateResult, evaluate
 from aurora.soak.state import SoakState
@@ -30,7 +31,7 @@ class Verdict:
     result: GateResult
     document: dict[str, Any]
     path: Path
-    signed: gpg.Signed | None
+    signed: gpg.Published | None  # None: unsigned (and no stale .asc left beside it)
     sign_note: str
 
 
@@ -57,18 +58,12 @@ def run_gate(home: Home, soak_id: str | None = None, *, key: str | None = None,
     result = evaluate(facts)
     doc = document(state, result)
     path = output or home.reports_dir / GATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(canonical_json(doc))
-    tmp.replace(path)
-    signed = None
-    note = "unsigned: no key (--key or $AURORA_GPG_KEY)"
-    if key:
-        signed = gpg.sign(path, key, gnupghome=gnupghome)
-        note = f"signed with {key}: {signed.signature.name}, {signed.checksum.name}"
-    else:
-        gpg.write_checksum(path)
-    return Verdict(state, result, doc, path, signed, note)
+    published = gpg.publish(path, canonical_json(doc), key, gnupghome=gnupghome)
+    if published.signature is None:
+        return Verdict(state, result, doc, path, None,
+                       "unsigned: no key (--key or $AURORA_GPG_KEY)")
+    return Verdict(state, result, doc, path, published, f"signed with {key}: "
+                   f"{published.signature.name}, {published.checksum.name}")
 
 
 def gate_table(verdict: Verdict) -> Table:
