@@ -100,7 +100,7 @@ def test_no_data_is_insufficient_not_compliant() -> None:
 
 def test_report_file_is_canonical_json(tmp_path: Path) -> None:
     report = report_for("compliant")
-    path = write_report(report, tmp_path / "nested" / "daily.json")
+    path = write_report(report, tmp_path / "nested" / "daily.json").path
     data = path.read_bytes()
     assert data == canonical_json(json.loads(data))
     assert json.loads(data) == report
