@@ -1,7 +1,8 @@
-"""`aurora canary plan`: what each comparison needs before a rollout can decide.
+"""`aurora canary`: ``plan`` (what each comparison needs before a rollout can decide) and
+``replay``.
 
-The only canary command so far; ``start``/``status``/``report`` wait for the replicated mode
-(issue 9). Errors are ``AuroraError``s (one ``error: ...`` line, non-zero exit).
+``replay`` runs a rollout step's analysis on past ledger data. Errors are
+``AuroraError``s (one ``error: ...`` line, non-zero exit).
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 
 import typer
 
-from aurora.cliopts import finite
+from aurora.cliopts import DURATION, SINCE, bounded, finite
 from aurora.errors import AuroraError
+from aurora.terminal import shown_markup
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -102,3 +104,72 @@ def _div(pairs: int | None, per_hour: float) -> float | None:
     if pairs is None or per_hour <= 0:
         return None
     return round(pairs / per_hour, 2)
+
+
+@app.command("replay")
+def replay_command(
+    since: str = typer.Option("24h", "--since", parser=SINCE,
+                              help="Judge the ledger's orders from this long ago (or this "
+                              "RFC 3339 time) until now."),
+    weight: int = typer.Option(10, parser=bounded(1, 99),
+                               help="The canary weight to replay, in percent."),
+    baseline: str = typer.Option("1h", parser=DURATION,
+                                 help="The span before --since whose stable latency fixes "
+                                 "the RTT and policy thresholds."),
+    alpha: float = typer.Option(0.05, parser=finite(0, 1),
+                               help="False-fail rate of a step, all comparisons."),
+    beta: float = typer.Option(0.10, parser=finite(0, 1),
+                               help="False-pass rate of a canary worse by the effect."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """The rollout's analysis on past ledger data, moving no traffic.
+
+    The tenants a canary of --weight would hold are compared with the matched stable slice,
+    exactly as a rollout step would be judged; with one release running everywhere this
+    is an A/A test of the rules: a FAIL here is a rule that would abort a good candidate.
+    """
+    import time
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from aurora.canary.analysis import Thresholds
+    from aurora.canary.display import measurement_table
+    from aurora.canary.step import judge_window
+    from aurora.config import load_stack
+    from aurora.durations import parse_duration, parse_since
+    from aurora.home import Home
+    from aurora.ledger.ledger import Ledger
+    from aurora.slo.prometheus import PrometheusClient
+
+    home = Home.discover()
+    now = time.time()
+    start = parse_since(since, datetime.fromtimestamp(now, UTC)).timestamp()
+    if start >= now:
+        raise AuroraError(f"--since {since} is not in the past", exit_code=2)
+    thresholds = Thresholds.of(alpha=alpha, beta=beta)
+    with Ledger.open(home, readonly=True) as ledger, \
+            PrometheusClient(load_stack(home).prometheus_url) as prom, \
+            Console(stderr=True).status("judging the window…"):
+        result = judge_window(ledger, prom, start=start, end=now, weight=weight, stable_from=0,
+                              step=0, baseline_s=parse_duration(baseline), track=None,
+                              thresholds=thresholds)
+    measurements = [m.ledger_data() for m in result.measurements]
+    document = {
+        "window": {"start": result.window.start, "end": result.window.end},
+        "weight": weight, "orders": result.orders, "baseline": result.baseline,
+        "measurements": measurements,
+        "judgement": {"decision": result.judgement.decision.value,
+                      "reasons": list(result.judgement.reasons)},
+    }
+    if as_json:
+        print(json.dumps(document, indent=2))
+        return
+    console = Console()
+    console.print(measurement_table(
+        measurements,
+        f"replay of a {weight} % canary over {result.window.start} … {result.window.end} "
+        f"({result.orders} ledger rows)"))
+    console.print(f"judgement: {result.judgement.decision.value}")
+    for reason in result.judgement.reasons:
+        console.print(f"  - {shown_markup(reason)}")

@@ -35,13 +35,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aurora.durations import parse_since
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.httpbody import BodyTooLarge, read_body
 from aurora.incidents import metrics
 from aurora.incidents.model import IncidentError, IncidentNotFound
 from aurora.incidents.openapi import openapi_document
-from aurora.incidents.report import parse_since
 from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import MAX_BODY_BYTES, WebhookError, parse_webhook
 from aurora.tokens import BearerAuth
