@@ -173,3 +173,190 @@ def replay_command(
     console.print(f"judgement: {result.judgement.decision.value}")
     for reason in result.judgement.reasons:
         console.print(f"  - {shown_markup(reason)}")
+
+
+@app.command("start")
+def start_command(
+    candidate: str = typer.Option(..., "--candidate",
+                                  help="The release to roll out: a git ref or a directory."),
+    steps: str = typer.Option("10,50,100", help="Canary weights in percent, ending at 100."),
+    hold: str = typer.Option("30m", parser=DURATION, help="The least time per step."),
+    decide_within: str = typer.Option("72h", parser=DURATION,
+                                      help="A step undecided this long is inconclusive."),
+    baseline: str = typer.Option("1h", parser=DURATION,
+                                 help="The span before each step whose stable latency fixes "
+                                 "the RTT and policy thresholds."),
+    interval: str = typer.Option("60s", parser=DURATION, help="Time between measurements."),
+    run_for: str = typer.Option(None, "--for", parser=DURATION,
+                                help="Stop watching after this long (the rollout's state "
+                                "stays in the ledger)."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Judge the would-be split on live traffic, move nothing."),
+    force: bool = typer.Option(False, "--force", help="Start without a passed Day-7 gate."),
+    reason: str = typer.Option(None, "--reason", help="Why --force (recorded in the ledger)."),
+    rate: float = typer.Option(None, parser=finite(0, 1e6),
+                               help="Orders per minute for the printed sample sizes "
+                               "(default: the treaty's sustainable rate)."),
+) -> None:
+    """Start a canary rollout after the Day-7 gate (its signed verdict re-verified).
+
+    Every measurement, its query, value, threshold and sample size, and every verdict is a
+    ``deploy`` ledger entry; `aurora canary status` and `report` read them back.
+    """
+    import time
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from aurora.canary.analysis import COMPARISONS, Thresholds, size
+    from aurora.canary.display import measurement_table
+    from aurora.canary.plan import Plan, parse_steps
+    from aurora.canary.rollout import (
+        CanaryRefused,
+        Settings,
+        begin,
+        gate_path,
+        tick,
+        verify_gate,
+        would_be_split,
+    )
+    from aurora.config import load_stack, load_workloads
+    from aurora.durations import parse_duration
+    from aurora.home import Home
+    from aurora.ledger.ledger import Ledger
+    from aurora.slo.prometheus import PrometheusClient
+    from aurora.traffic.plan import sustainable_rate
+    from aurora.treaty import load_treaty
+
+    home = Home.discover()
+    try:
+        plan = Plan(steps=parse_steps(steps), hold_s=parse_duration(hold),
+                    decide_within_s=parse_duration(decide_within))
+    except ValueError as exc:
+        raise AuroraError(str(exc), exit_code=2) from None
+    if force and not (reason or "").strip():
+        raise AuroraError("--force needs --reason TEXT (it is recorded in the ledger)",
+                          exit_code=2)
+    if not dry_run:
+        raise CanaryRefused(
+            "moving traffic needs candidate replicas behind the split proxy, which this "
+            "build cannot start yet (issue 10); use --dry-run to judge the would-be split")
+    gate: dict[str, Any] = ({"forced": True, "reason": reason} if force
+                            else verify_gate(gate_path(home)))
+    target = Path(candidate)
+    described = {"dir": str(target.resolve())} if target.is_dir() else {"ref": candidate}
+    rate_per_min = rate if rate is not None else sustainable_rate(load_workloads(home)) * 60
+    thresholds = Thresholds.of()
+    console = Console(stderr=True)
+    with console.status("sizing the sequential tests…"):
+        sized = [size(c, rate_per_min=rate_per_min, weight=plan.steps[0] / 100.0,
+                      thresholds=thresholds) for c in COMPARISONS]
+    sizes = [{"comparison": c.key, "pairs_to_fail": s.pairs_to_fail,
+              "pairs_to_pass": s.pairs_to_pass, "hours_to_pass": s.hours(s.pairs_to_pass),
+              "rate_per_min": rate_per_min, "weight": plan.steps[0]}
+             for c, s in zip(COMPARISONS, sized, strict=True)]
+    out = Console()
+    for c, s in zip(COMPARISONS, sized, strict=True):
+        out.print(f"{c.key}: {s.pairs_to_pass or '-'} pairs to pass, {s.pairs_to_fail or '-'} "
+                  f"to fail a canary worse by {c.effect:g}; at {rate_per_min:.2f} orders/min "
+                  f"and {plan.steps[0]} %: {_hours(s.hours(s.pairs_to_pass))} to pass, "
+                  f"{_hours(s.hours(s.pairs_to_fail))} to fail")
+    treaty_id = load_treaty(home).treaty_id
+    settings = Settings(thresholds, parse_duration(baseline), None)
+    stack = load_stack(home)
+    every = parse_duration(interval)
+    until = None if run_for is None else time.time() + parse_duration(run_for)
+    with Ledger.open(home) as ledger, PrometheusClient(stack.prometheus_url) as prom:
+        rollout = begin(ledger, treaty_id=treaty_id, plan=plan, candidate=described,
+                        gate=gate, dry_run=True, sizes=sizes, settings=settings)
+        out.print(f"rollout {rollout.rollout} started (dry run: no traffic moves)")
+        while True:
+            time.sleep(min(every, max(0.0, (until or time.time() + every) - time.time())))
+            state = rollout.state
+            served = would_be_split(ledger, state.step_started_at, state.weight)
+            after, result = tick(ledger, prom, rollout, treaty_id=treaty_id, served=served)
+            out.print(measurement_table([m.ledger_data() for m in result.measurements],
+                                        f"step {state.weight} %: {result.orders} orders"))
+            out.print(f"→ {after.phase.value} at {after.weight} %: {shown_markup(after.reason)}")
+            from aurora.canary.rollout import load
+
+            rollout = load(ledger, rollout.rollout)
+            if after.done or (until is not None and time.time() >= until):
+                break
+    if rollout.state.phase.value == "aborted":
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_command(
+    rollout_id: str = typer.Option(None, "--rollout", help="Default: the latest rollout."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+) -> None:
+    """The rollout as the ledger records it: steps, measured split, every comparison."""
+    from rich.console import Console
+
+    from aurora.canary.display import measurement_table
+    from aurora.canary.evidence import EvidenceError, state_json
+    from aurora.canary.rollout import load
+    from aurora.home import Home
+    from aurora.ledger.ledger import Ledger
+
+    with Ledger.open(Home.discover(), readonly=True) as ledger:
+        try:
+            rollout = load(ledger, rollout_id)
+        except EvidenceError as exc:
+            raise AuroraError(str(exc)) from None
+    state, plan = rollout.state, rollout.plan
+    split = rollout.verdicts[-1]["split"] if rollout.verdicts else None
+    if as_json:
+        print(json.dumps({"rollout": rollout.rollout, "dry_run": rollout.dry_run,
+                          "state": state_json(state), "steps": list(plan.steps),
+                          "split": split, "measurements": rollout.latest_measurements(),
+                          "deploy_entries": rollout.seqs}, indent=2))
+        return
+    console = Console()
+    steps = " → ".join(f"[bold]{w} %[/]" if i == state.step else f"{w} %"
+                       for i, w in enumerate(plan.steps))
+    console.print(f"rollout {rollout.rollout}{' (dry run)' if rollout.dry_run else ''}: "
+                  f"{state.phase.value}, weight {state.weight} %   steps {steps}")
+    console.print(f"why: {shown_markup(state.reason)}")
+    if split is not None:
+        total = split["canary"] + split["stable"]
+        share = f"{split['canary'] / total:.3f}" if total else "—"
+        console.print(f"measured split: {split['canary']} canary / {split['stable']} stable "
+                      f"orders (share {share} vs {split['weight']} %, p = "
+                      f"{split['p_value']:.2g}{', drifted' if split['drifted'] else ''})")
+    console.print(measurement_table(rollout.latest_measurements(),
+                                    f"latest measurements of step {plan.steps[state.step]} %"))
+    console.print(f"{len(rollout.seqs)} deploy ledger entries: seq {rollout.seqs[0]} … "
+                  f"{rollout.seqs[-1]} (`aurora ledger inclusion-proof --seq N` proves each)")
+
+
+@app.command("report")
+def report_command(
+    rollout_id: str = typer.Option(None, "--rollout", help="Default: the latest rollout."),
+    key: str = typer.Option(None, "--key", help="GnuPG key to sign with (default: "
+                            "$AURORA_GPG_KEY; none: unsigned)."),
+    output: str = typer.Option(None, "--output", "-o",
+                               help="Default: reports/<rollout>.json."),
+) -> None:
+    """Write the rollout as canonical JSON with its .sha256, signed with GnuPG."""
+    from pathlib import Path
+
+    from aurora.canary.evidence import EvidenceError
+    from aurora.canary.rollout import load, write_report
+    from aurora.gpg import chosen_key
+    from aurora.home import Home
+    from aurora.ledger.ledger import Ledger
+
+    home = Home.discover()
+    with Ledger.open(home, readonly=True) as ledger:
+        try:
+            rollout = load(ledger, rollout_id)
+        except EvidenceError as exc:
+            raise AuroraError(str(exc)) from None
+        published = write_report(home, rollout, ledger, key=chosen_key(key),
+                                 output=Path(output) if output else None)
+    signed = (f"signed: {published.signature}" if published.signature
+              else "unsigned: no key (--key or $AURORA_GPG_KEY)")
+    print(f"{published.path} ({rollout.state.phase.value}; {signed})")
