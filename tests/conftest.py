@@ -16,4 +16,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     root = make_home(tmp_path / "home")
     monkeypatch.setenv("AURORA_HOME", str(root))
     monkeypatch.delenv("AURORA_LEDGER_DB", raising=False)
+    monkeypatch.delenv("AURORA_CONFIG_DIR", raising=False)
+    monkeypatch.delenv("AURORA_TREATY_FILE", raising=False)
     yield root
