@@ -79,6 +79,18 @@ def bench_processes(home: Home, processes: int, seconds: float) -> dict[str, obj
     return {"processes": processes, "appends_per_s": round(rate), "appends": sum(counts)}
 
 
+def bench_appends(home: Home, url: str, seconds: float) -> None:
+    os.environ["AURORA_DATABASE_URL"] = url
+    schema.init(url)
+    print("durable appends (group commit, 8 threads x 64 in flight per process):")
+    with Ledger.open(home) as ledger:
+        ledger.extend(order_entry(i) for i in range(10_000))  # not an empty tree
+        one = run_for(seconds, 8, 64, ledger)[0]
+        print(f"  in-process, 1 Ledger: {one:,.0f} appends/s", flush=True)
+    for processes in (1, 2, 4):
+        bench_processes(home, processes, seconds)
+
+
 def bulk_load(url: str, size: int) -> None:
     """COPY ``size`` precomputed leaves and their stored hashes (the entry is prepared
     once and numbered per row: the audit's work does not depend on the content)."""
@@ -111,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=1_000_000, help="entries for verify-audit")
     parser.add_argument("--seconds", type=float, default=5.0, help="per append case")
+    parser.add_argument("--no-appends", action="store_true", help="verify-audit only")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="aurora-pgbench-"))
     root.chmod(0o755)  # the server runs as the postgres user when we are root
@@ -125,15 +138,8 @@ def main() -> None:
         print(f"PostgreSQL {version[0] if version else '?'}, {os.cpu_count()} CPUs, "
               f"{platform.python_version()}, load {os.getloadavg()}", flush=True)
 
-        os.environ["AURORA_DATABASE_URL"] = started.url("appends")
-        schema.init(started.url("appends"))
-        print("durable appends (group commit, 8 threads x 64 in flight per process):")
-        with Ledger.open(home) as ledger:
-            ledger.extend(order_entry(i) for i in range(10_000))  # not an empty tree
-            one = run_for(args.seconds, 8, 64, ledger)[0]
-            print(f"  in-process, 1 Ledger: {one:,.0f} appends/s", flush=True)
-        for processes in (1, 2, 4):
-            bench_processes(home, processes, args.seconds)
+        if not args.no_appends:
+            bench_appends(home, started.url("appends"), args.seconds)
 
         audit_url = started.url("audit")
         schema.init(audit_url)

@@ -100,8 +100,6 @@ def scratch_database(url: str) -> Iterator[str]:
 
 def load_dump(dump_gz: Path, url: str) -> None:
     """Load a data-only dump into ``url``, which must hold the schema and no ledger."""
-    from aurora.db.postgres import connect
-
     store = open_store(url, readonly=False)
     try:
         store.create_schema()
@@ -121,9 +119,13 @@ def load_dump(dump_gz: Path, url: str) -> None:
             _run([_tool("psql"), "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1",
                   "--single-transaction", "-d", url, "-f", "-"], stdin=fh.fileno(),
                  what=f"loading {dump_gz.name}")
-    with connect(url) as conn:  # the tree-state row follows the leaves it now has
-        conn.execute("UPDATE ledger_tree SET size = (SELECT coalesce(max(seq) + 1, 0) FROM "
-                     "audit_log) WHERE id = 1")
+    from aurora.ledger.pgstore import PgStore
+
+    loaded = PgStore(url, readonly=False)
+    try:
+        loaded.sync_tree_size()
+    finally:
+        loaded.close()
 
 
 def verify_dump(dump_gz: Path, url: str, home: Home, seal: str | None,

@@ -309,7 +309,7 @@ class PgStore:
         """A named cursor; needs the enclosing transaction (the audit's snapshot)."""
         self._cursors += 1
         with self.errors():
-            cursor = self.conn.cursor(name=f"aurora_audit_{self._cursors}")
+            cursor = self.conn.cursor(name=f"aurora_audit_{self._cursors}", binary=True)
             cursor.itersize = AUDIT_FETCH
             cursor.execute(sql, args)
         return cursor
@@ -429,6 +429,12 @@ class PgStore:
                 last = rows[-1][0]
                 assert isinstance(last, int)
                 cursor.execute("UPDATE ledger_tree SET size = %s WHERE id = 1", (last + 1,))
+
+    def sync_tree_size(self) -> None:
+        """Move the tree-state row to the rows a bulk load (a restored dump) wrote."""
+        with self.errors():
+            self.conn.execute("UPDATE ledger_tree SET size = (SELECT coalesce(max(seq) + 1, 0) "
+                              "FROM audit_log) WHERE id = 1")
 
     def insert_checkpoint(self, size: int, root: bytes, ts: str, note: str) -> None:
         """Store a checkpoint; one for a size exists at most, and never with another root."""
