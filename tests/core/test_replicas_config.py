@@ -76,3 +76,19 @@ def test_status_and_down_know_every_replica(home: Path) -> None:
     assert status["bridge-2"] is None  # a stale PID file is not a running replica
     text = _aurora(home, "status").stdout
     assert f"(replica 2, metrics :{load_stack(h).replica_metrics(2)})" in text
+
+
+def test_rollback_with_a_postgresql_ledger_is_refused_before_anything_stops(home: Path
+                                                                           ) -> None:
+    """`aurora rollback` restores SQLite backups; with the ledger in PostgreSQL it must not
+    stop the stack and then fail on every backup."""
+    env = {**os.environ, "AURORA_HOME": str(home),
+           "AURORA_DATABASE_URL": "postgresql://aurora@127.0.0.1:1/aurora"}
+    result = subprocess.run([sys.executable, "-m", "aurora", "rollback", "--yes"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: aurora rollback restores a SQLite ledger; the ledger is in PostgreSQL "
+        "(postgresql://aurora@127.0.0.1:1/aurora): restore a .sql.gz backup into an empty "
+        "database instead (docs/RUNBOOK.md, PostgreSQL ledger)"]
+    assert "stopped" not in result.stdout
