@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from aurora.cliopts import RATE
+from aurora.cliopts import RATE, REPLICAS
 from aurora.home import Home
 from aurora.provision import init_home
 
@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         backups: bool = typer.Option(True, help="Run the 15-minute ledger backup loop."),
         scenario: str = typer.Option(None, help="Schedule a fault scenario "
                                      "(config/scenarios.json)."),
-        replicas: int = typer.Option(1, min=1, help="Bridge processes sharing the order port "
-                                     "(N > 1 needs a PostgreSQL database_url)."),
+        replicas: int = typer.Option(1, parser=REPLICAS, help="Bridge processes sharing the "
+                                     "order port (N > 1 needs a PostgreSQL database_url)."),
     ) -> None:
         """Start the stack in the background and wait until every service answers."""
         from rich.console import Console

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from aurora.cliopts import PORT
+
 app = typer.Typer(no_args_is_help=True)
 
 DEFAULT_PORT = 55432
@@ -28,8 +30,8 @@ def _url(given: str | None) -> str:
 
 
 @app.command()
-def up(port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1.")] = DEFAULT_PORT
-       ) -> None:
+def up(port: Annotated[int, typer.Option("--port", parser=PORT, help="Port on 127.0.0.1.")]
+       = DEFAULT_PORT) -> None:
     """Start a local cluster in ops/data/pg (initdb on first use) and create the schema."""
     from aurora.db import cluster, schema
     from aurora.errors import AuroraError

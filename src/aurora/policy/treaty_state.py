@@ -29,11 +29,12 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from aurora.config import TenantConfig
+from aurora.errors import UnreachableError
 from aurora.policy.state import Admission, PolicyState, Reservation
 from aurora.treaty import Treaty
 
 
-class TreatyStateUnavailable(Exception):  # noqa: N818 - it is a condition, not a bug
+class TreatyStateUnavailable(UnreachableError):  # noqa: N818 - a condition, not a bug
     """The treaty state cannot be reached now (the database is gone): answer 503, retry."""
 
 
