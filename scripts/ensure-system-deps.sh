@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install the OS packages Aurora runs with (Python's venv module, Prometheus + promtool,
-# Alertmanager + amtool, GnuPG, sqlite3, jq, wrk, HAProxy for the canary split) when they
-# are missing. Needs root and apt-get (Debian/Ubuntu); elsewhere it prints the command to
-# run. With --best-effort a failure is a warning only; with --python only Python's venv
-# module is checked (make install runs that before it creates .venv). `make` itself must
-# be there before any of this runs: see the README.
+# Alertmanager + amtool, GnuPG, sqlite3, jq, wrk, HAProxy for the canary split, the
+# PostgreSQL 15 server for the replicated mode) when they are missing. Needs root and
+# apt-get (Debian/Ubuntu); elsewhere it prints the command to run. With --best-effort a
+# failure is a warning only; with --python only Python's venv module is checked (make
+# install runs that before it creates .venv). `make` itself must be there before any of
+# this runs: see the README.
 set -uo pipefail
 best_effort=0
 python_only=0
@@ -26,6 +27,10 @@ if [ $python_only -eq 0 ]; then
   for cmd in "${!package_of[@]}"; do
     command -v "$cmd" >/dev/null 2>&1 || missing+=("${package_of[$cmd]}")
   done
+  # PostgreSQL's server binaries live outside PATH on Debian (/usr/lib/postgresql/<v>/bin);
+  # the package also creates the unprivileged `postgres` user the tests run clusters as.
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
+    || missing+=(postgresql-15)
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, TESTDATA, free_port, make_home  # noqa: F401  (re-exported)
+from support import REPO, TESTDATA, PgCluster, free_port, make_home  # noqa: F401  (re-exported)
 
 
 @pytest.fixture
@@ -19,3 +19,28 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.delenv("AURORA_CONFIG_DIR", raising=False)
     monkeypatch.delenv("AURORA_TREATY_FILE", raising=False)
     yield root
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL cluster for the test session (missing PostgreSQL fails)."""
+    from aurora.errors import AuroraError
+
+    try:
+        cluster = PgCluster()
+    except AuroraError as exc:
+        pytest.fail(f"cannot start PostgreSQL for the tests: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> str:
+    """A fresh, empty database of the session cluster."""
+    return pg_cluster.database()
+
+
+@pytest.fixture
+def pg_ledger_url(pg_cluster: PgCluster) -> str:
+    """A fresh database holding every registered schema (ledger, treaty state)."""
+    return pg_cluster.database(initialised=True)

@@ -83,15 +83,29 @@ class StackConfig(_Strict):
     provenance_window: Duration = "1h"
     backup_every: Duration = "15m"
     traffic_rate: float | None = None
+    # Replicas (`aurora up --replicas N`, PostgreSQL mode): replica 1 keeps metrics_port,
+    # replica k >= 2 serves its metrics on replica_metrics_port + k - 2.
+    replica_metrics_port: int = 9120
+    # how long a replica's claim on a nonce and its GPU-hours holds before any replica may
+    # resolve it against the ledger (a replica that died holding it)
+    treaty_lease: Duration = "60s"
     # the signed-note key name: no spaces, no "+"
     ledger_origin: Annotated[str, StringConstraints(pattern=r"^[^\s+]+$")] = (
         "aurora.local/remembrancer")
+    # where the ledger (and, with replicas, the treaty state) lives: "" = the SQLite file
+    # ops/data/remembrancer.db (the embedded default); "postgresql://..." = PostgreSQL
+    database_url: Annotated[str, StringConstraints(
+        pattern=r"^(|postgres(ql)?://\S*)$")] = ""
 
     _durations = field_validator("fill_window", "fill_bucket_every", "provenance_window",
-                                 "backup_every")(_check_duration)
+                                 "backup_every", "treaty_lease")(_check_duration)
 
     def url(self, port: int, path: str = "") -> str:
         return f"http://{self.bind}:{port}{path}"
+
+    def replica_metrics(self, replica: int) -> int:
+        """The metrics port of bridge replica ``replica`` (1-based)."""
+        return self.metrics_port if replica <= 1 else self.replica_metrics_port + replica - 2
 
     @property
     def bridge_url(self) -> str:

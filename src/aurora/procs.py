@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -72,8 +73,12 @@ def spawn(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
 ) -> int:
-    """Start ``argv`` in the background as service ``name``; return its pid."""
+    """Start ``argv`` in the background as service ``name``; return its pid.
+
+    ``user`` runs it as that OS user (needs root), for servers that refuse root (PostgreSQL).
+    """
     if (pid := running(home, name)) is not None:
         raise AuroraError(f"{name} is already running (pid {pid})")
     home.run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +91,7 @@ def spawn(
         process = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=cwd or home.root, env=full_env, start_new_session=True,
+            **as_user(user),
         )
     start = _start_time(process.pid)
     if start is None:
@@ -95,15 +101,26 @@ def spawn(
     return process.pid
 
 
-def stop(home: Home, name: str, *, timeout: float = 10.0) -> bool:
-    """SIGTERM service ``name`` (SIGKILL after ``timeout``); True if it was running."""
+def as_user(user: str | None) -> dict[str, Any]:
+    """``subprocess.Popen`` arguments that run the child as ``user`` with its own groups."""
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def stop(home: Home, name: str, *, timeout: float = 10.0,
+         sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Send ``sig`` (SIGTERM) to service ``name``, SIGKILL after ``timeout``; True if it ran."""
     record = read_pid(home, name)
     pid = running(home, name)
     home.pid_file(name).unlink(missing_ok=True)
     if record is None or pid is None:
         return False
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout

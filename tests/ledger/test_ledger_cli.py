@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ledger_support import ORIGIN, CliResult, fill, raw_sql
+from ledger_support import ORIGIN, CliResult, both, fill, raw_sql
 
 from aurora.home import Home
 from aurora.keys import Ed25519PrivateKey, load_private_key
@@ -34,6 +34,7 @@ def one_error_line(result: CliResult, code: int, text: str) -> None:
     assert "Traceback" not in result.err + result.out
 
 
+@both
 def test_root_prove_consistency_json_shapes(filled: Path, cli: Cli) -> None:
     root = json.loads(cli("root", "--json").out)
     assert set(root) == {"tree_size", "root_hash"} and root["tree_size"] == 12
@@ -52,6 +53,7 @@ def test_root_prove_consistency_json_shapes(filled: Path, cli: Cli) -> None:
     assert "old size 4" in cli("consistency", "--old", "4", "--new", "12").out
 
 
+@both
 def test_verify_audit_ok_and_json(filled: Path, cli: Cli) -> None:
     result = cli("verify-audit")
     assert result.code == 0 and "tree size 12" in result.out and "root " in result.out
@@ -59,8 +61,9 @@ def test_verify_audit_ok_and_json(filled: Path, cli: Cli) -> None:
     assert report["ok"] is True and report["tree_size"] == 12 and report["unsigned_tail"] == 0
 
 
-def test_verify_audit_tampered(filled: Path, cli: Cli) -> None:
-    raw_sql(Home(filled).ledger_db, "UPDATE audit_log SET tenant_id = 'evil' WHERE seq = 7")
+@both
+def test_verify_audit_tampered(filled: Path, cli: Cli, db: Path) -> None:
+    raw_sql(db, "UPDATE audit_log SET tenant_id = 'evil' WHERE seq = 7")
     result = cli("verify-audit")
     assert result.code == 1
     assert "AUDIT LOG TAMPERED" in result.out and "leaf 7" in result.out
@@ -70,6 +73,7 @@ def test_verify_audit_tampered(filled: Path, cli: Cli) -> None:
                       "problem": report["problem"]}
 
 
+@both
 def test_checkpoint_and_append_and_show(filled: Path, cli: Cli) -> None:
     note = cli("checkpoint").out
     assert note.startswith(f"{ORIGIN}\n12\n") and "\n\n\u2014 " in note
@@ -86,6 +90,7 @@ def test_checkpoint_and_append_and_show(filled: Path, cli: Cli) -> None:
     assert '"kind": "deploy"' in cli("show", "--index", "12").out
 
 
+@both
 @pytest.mark.parametrize("args,code,text", [
     (("append", "--kind", "note", "--data", "{bad"), 2, "--data is not valid JSON"),
     (("append", "--kind", "note", "--data", '{"a": 1, "a": 2}'), 2, "duplicate key"),
@@ -105,6 +110,7 @@ def test_bad_input_is_one_error_line(filled: Path, cli: Cli, args: tuple[str, ..
     one_error_line(cli(*args), code, text)
 
 
+@both
 def test_nothing_is_stored_after_bad_input(filled: Path, cli: Cli) -> None:
     cli("append", "--kind", "note", "--data", "{bad")
     cli("append", "--kind", "BAD")
@@ -112,6 +118,7 @@ def test_nothing_is_stored_after_bad_input(filled: Path, cli: Cli) -> None:
     assert cli("verify-audit").code == 0
 
 
+@both
 def test_missing_private_key(filled: Path, cli: Cli) -> None:
     Home(filled).ledger_key.unlink()
     one_error_line(cli("append", "--kind", "note"), 2, "ledger.key is missing")
@@ -240,6 +247,7 @@ def test_verify_proof_needs_a_matching_checkpoint(filled: Path, cli: Cli, tmp_pa
     one_error_line(cli("verify-proof", str(proof)), 1, "prove --index 1 --size 12")
 
 
+@both
 def test_integrity(filled: Path, cli: Cli) -> None:
     result = cli("integrity")
     assert result.code == 0 and "integrity_check: ok" in result.out and "tree size 12" in result.out

@@ -28,7 +28,12 @@ from aurora.config import StackConfig, TenantConfig
 from aurora.durations import parse_duration
 from aurora.keys import Ed25519PublicKey
 from aurora.ledger import Entry, Ledger, Receipt
-from aurora.policy.state import NONCE_TTL_SECONDS, PolicyState, Reservation
+from aurora.policy.state import NONCE_TTL_SECONDS, Reservation
+from aurora.policy.treaty_state import (
+    MemoryTreatyState,
+    TreatyState,
+    TreatyStateUnavailable,
+)
 from aurora.provenance import ack_matches_order
 from aurora.routing import Candidate, CircuitBreaker, Offer, rank
 from aurora.treaty import Treaty
@@ -99,6 +104,7 @@ class BridgeService:
         metrics: TreatyMetrics,
         auditor: ProvenanceAuditor | None = None,
         crash_after_ack: bool = False,
+        state: TreatyState | None = None,
     ) -> None:
         self.stack = stack
         self.treaty = treaty
@@ -111,7 +117,7 @@ class BridgeService:
         # Fault hook for tests (AURORA_FAULT_CRASH_AFTER_ACK=1): die by SIGKILL between a
         # provider's ACK and the ledger append, the window idempotency keys close.
         self._crash_after_ack = crash_after_ack
-        self.policy = PolicyState(treaty, tenants)
+        self.state: TreatyState = state or MemoryTreatyState(treaty, tenants)
         self.breaker = CircuitBreaker()
         self.feed = MarketFeed()
         self._session: aiohttp.ClientSession | None = None
@@ -122,9 +128,8 @@ class BridgeService:
                           for o in ("filled", "dropped", "denied", "replay", "rejected")}
         self._rtt = metrics.rtt.labels(tid)
         self._policy_ms = metrics.policy.labels(tid)
-        metrics.quota_used.labels(tid).set_function(lambda: self.policy.usage("", time.time())
-                                                    .treaty_period)
-        metrics.live_nonces.labels(tid).set_function(lambda: self.policy.live_nonces)
+        metrics.quota_used.labels(tid).set_function(lambda: self.state.treaty_usage())
+        metrics.live_nonces.labels(tid).set_function(lambda: self.state.live_nonces())
         for provider in provider_keys:  # every series exists from the start, at zero
             for reason in ("timeout", "error", "refused", "bad_ack"):
                 metrics.failovers.labels(tid, provider, reason)
@@ -132,7 +137,12 @@ class BridgeService:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def restore_policy_state(self) -> int:
-        """Rebuild nonces and quota usage from the ledger; returns the records replayed."""
+        """Rebuild nonces and quota usage from the ledger; returns the records replayed.
+
+        Only for the in-memory state: in PostgreSQL the state outlives every process.
+        """
+        if not isinstance(self.state, MemoryTreatyState):
+            return 0
         now = time.time()
         since = now - max(NONCE_TTL_SECONDS, self.treaty.quota.period_seconds)
         records = []
@@ -144,10 +154,11 @@ class BridgeService:
             hours = float(order.get("gpu_hours", 0)) if row.kind == "order" else None
             records.append((row.kind, row.tenant_id, row.subject, hours,
                             parse_rfc3339(row.ts).timestamp()))
-        self.policy.restore(records, now)
+        self.state.restore(records, now)
         return len(records)
 
     async def start(self) -> None:
+        await self.state.start()
         connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=30, ttl_dns_cache=300)
         # No cookies, no compression, no default headers: every order pays for what is on.
         self._session = aiohttp.ClientSession(
@@ -167,6 +178,7 @@ class BridgeService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        await self.state.close()
         # uvicorn re-raises SIGTERM once it has shut down, so this lifespan exit is the last
         # moment to commit what is queued and persist a checkpoint covering every entry.
         await asyncio.to_thread(self.ledger.close)
@@ -238,9 +250,14 @@ class BridgeService:
             return self._reject(401, "signature", "signature does not verify")
 
         policy_started = time.perf_counter()
-        admission = self.policy.admit(treaty_id=order.treaty_id, tenant_id=order.tenant_id,
-                                      region=order.region, gpu_hours=order.gpu_hours,
-                                      nonce=order.nonce, now=now)
+        try:
+            admission = await self.state.admit(
+                treaty_id=order.treaty_id, tenant_id=order.tenant_id, region=order.region,
+                gpu_hours=order.gpu_hours, nonce=order.nonce, now=now)
+        except TreatyStateUnavailable as exc:
+            log.error("treaty state unavailable: %s", exc)
+            self.metrics.dropped.labels(self.treaty.treaty_id, "ledger").inc()
+            return error(503, "ledger", "the treaty state could not be reached; retry later")
         policy_ms = (time.perf_counter() - policy_started) * 1000.0
         self._policy_ms.observe(policy_ms)
         if admission.replay:
@@ -253,33 +270,64 @@ class BridgeService:
                           subject=order.nonce,
                           data={"order": document, "decision": decision.to_json(),
                                 "policy_ms": round(policy_ms, 4)})
-            if (failed := await self._record(entry, order.tenant_id, order.nonce)) is not None:
+            if (failed := await self._record(entry, order.tenant_id, order.nonce,
+                                             now)) is not None:
                 return failed
             self._outcomes["denied"].inc()
             return error(403, "policy", decision.detail, reason=decision.reason)
         assert admission.reservation is not None
         return await self._fill(document, order.tenant_id, order.nonce, order.region,
                                 order.gpu_hours, deadline, admission.reservation, policy_ms,
-                                started)
+                                started, now)
 
     def _reject(self, status: int, code: str, detail: str) -> Answer:
         self._outcomes["rejected"].inc()
         return error(status, code, detail)
 
-    async def _record(self, entry: Entry, tenant_id: str, nonce: str) -> Answer | None:
-        """Append a verdict; on failure the nonce is forgotten, as nothing durable saw it."""
+    async def _append(self, entry: Entry, admitted_at: float) -> Receipt:
+        """Append a verdict while its claim is still ours; the nonce is spent once durable."""
+        if not self.state.fresh(admitted_at, time.time()):
+            # the claim's lease ran out (a stalled append or routing): another replica may
+            # already have undone it, so recording the verdict now could spend twice
+            raise TimeoutError("the claim's lease expired before the verdict was recorded")
+        receipt = await asyncio.wrap_future(self.ledger.submit(entry))
+        await self._settle(entry)
+        return receipt
+
+    async def _settle(self, entry: Entry) -> None:
+        assert entry.tenant_id is not None and entry.subject is not None
         try:
-            await asyncio.wrap_future(self.ledger.submit(entry))
+            await self.state.settle(entry.tenant_id, entry.subject, entry.kind)
+        except TreatyStateUnavailable as exc:  # the lease reclaimer settles it from the ledger
+            log.warning("could not settle a claim now (%s); its lease will", exc)
+
+    async def _release(self, reservation: Reservation) -> None:
+        try:
+            await self.state.release(reservation)
+        except TreatyStateUnavailable as exc:  # the lease reclaimer gives them back
+            log.warning("could not release a reservation now (%s); its lease will", exc)
+
+    async def _unrecorded(self, tenant_id: str, nonce: str) -> None:
+        try:
+            await self.state.unrecorded(tenant_id, nonce)
+        except TreatyStateUnavailable as exc:  # the lease reclaimer undoes it
+            log.warning("could not undo a claim now (%s); its lease will", exc)
+
+    async def _record(self, entry: Entry, tenant_id: str, nonce: str,
+                      admitted_at: float) -> Answer | None:
+        """Append a verdict; on failure the claim is undone, as nothing durable saw it."""
+        try:
+            await self._append(entry, admitted_at)
         except Exception as exc:
             log.error("ledger append failed: %s", exc)
-            self.policy.forget_nonce(tenant_id, nonce)
+            await self._unrecorded(tenant_id, nonce)
             self.metrics.dropped.labels(self.treaty.treaty_id, "ledger").inc()
             return error(503, "ledger", "the decision could not be recorded; retry later")
         return None
 
     async def _fill(self, document: dict[str, Any], tenant_id: str, nonce: str, region: str,
                     gpu_hours: float, deadline: float, reservation: Reservation,
-                    policy_ms: float, started: float) -> Reply:
+                    policy_ms: float, started: float, admitted_at: float) -> Reply:
         tid = self.treaty.treaty_id
         prefs = self.tenants[tenant_id].routing
         candidates = rank(self.feed.offers, region=region, gpu_hours=gpu_hours, prefs=prefs,
@@ -304,19 +352,19 @@ class BridgeService:
                  "attempts": [a.to_json() for a in attempts]}
         if ack is None and attempts and attempts[-1].outcome == "conflict":
             # The provider holds a job for this nonce under another order: trying the next
-            # provider would open a second job for one nonce.
-            self.policy.release(reservation)
-            self.policy.forget_nonce(tenant_id, nonce)
+            # provider would open a second job for one nonce. Nothing durable saw this claim.
+            await self._release(reservation)
+            await self._unrecorded(tenant_id, nonce)
             self._outcomes["replay"].inc()
             return error(409, "replay", f"nonce already used for another order at "
                          f"{attempts[-1].provider}")
         if ack is None:
-            self.policy.release(reservation)
+            await self._release(reservation)
             why = "no eligible provider" if not candidates else "every candidate failed"
             entry = Entry(kind="drop", treaty_id=tid, tenant_id=tenant_id, subject=nonce,
                           data={"order": document, "route": route, "reason": why,
                                 "policy_ms": round(policy_ms, 4)})
-            if (failed := await self._record(entry, tenant_id, nonce)) is not None:
+            if (failed := await self._record(entry, tenant_id, nonce, admitted_at)) is not None:
                 return failed
             self.metrics.dropped.labels(tid, "no_provider").inc()
             self._outcomes["dropped"].inc()
@@ -331,7 +379,7 @@ class BridgeService:
                       data={"order": document, "ack": ack, "route": route,
                             "rtt_ms": round(rtt_ms, 3), "policy_ms": round(policy_ms, 4)})
         try:
-            receipt = await asyncio.wrap_future(self.ledger.submit(entry))
+            receipt = await self._append(entry, admitted_at)
         except Exception as exc:
             # The provider took the job but the ledger did not record it: a provenance gap.
             log.error("ledger append failed for an accepted order: %s", exc)

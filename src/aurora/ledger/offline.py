@@ -30,7 +30,6 @@ from aurora.keys import Ed25519PublicKey
 from aurora.ledger.entry import ConsistencyProof, InclusionProof, Receipt
 from aurora.ledger.errors import NoteError, ProofError
 from aurora.ledger.note import Checkpoint, Verifier, open_checkpoint
-from aurora.provenance import order_record_problem
 
 INCLUSION_KEYS = {"tree_size", "leaf_index", "leaf_hash", "root_hash", "proof"}
 CONSISTENCY_KEYS = {"old_size", "new_size", "old_root", "new_root", "proof"}
@@ -108,6 +107,10 @@ def _check_order_entry(entry: Mapping[str, Any], keys: OrderKeys | None,
     if keys is None:
         raise ProofError("an order receipt needs the tenants' and providers' public keys "
                          "(ops/keys/) to check its signatures")
+    # imported here: the order schema (aurora.wire, pydantic) is only needed for orders, and
+    # importing the verification side stays free of it (tests/ledger/test_ledger_boundary.py)
+    from aurora.provenance import order_record_problem
+
     problem = order_record_problem(entry, keys.tenants, keys.providers)
     if problem is not None:
         raise ProofError(f"the receipt's order entry does not prove itself: {problem}")

@@ -146,8 +146,13 @@ def write_runtime_config(
     evaluation_interval: str = "15s",
     time_scale: float = 1.0,
     out_dir: Path | None = None,
+    replicas: int = 1,
 ) -> Path:
-    """Render ``ops/prometheus.yml`` and its rules for ``stack``; returns the config's path."""
+    """Render ``ops/prometheus.yml`` and its rules for ``stack``; returns the config's path.
+
+    With ``replicas`` bridges (``aurora up --replicas N``) the ``aurora-metrics`` job lists
+    every replica's metrics port; the rules aggregate over the ``instance`` label.
+    """
     if not 0 < time_scale <= 1:
         raise ConfigError(f"time_scale must be in (0, 1], not {time_scale}")
     scrape_s = _interval(scrape_interval, "scrape_interval")
@@ -180,8 +185,10 @@ def write_runtime_config(
         field = JOB_PORTS.get(job.get("job_name", ""))
         if field is None:
             continue
+        ports = ([stack.replica_metrics(k) for k in range(1, replicas + 1)]
+                 if field == "metrics_port" else [getattr(stack, field)])
         for static in job.get("static_configs") or []:
-            static["targets"] = [f"{stack.bind}:{getattr(stack, field)}"]
+            static["targets"] = [f"{stack.bind}:{port}" for port in ports]
     for manager in (config.get("alerting") or {}).get("alertmanagers") or []:
         for static in manager.get("static_configs") or []:
             static["targets"] = [f"{stack.bind}:{stack.alertmanager_port}"]

@@ -68,9 +68,10 @@ def _print_verdict(verdict: Verdict) -> None:
 
 
 def _unfinished_wall_soak(home: Home) -> str | None:
+    from aurora.ledger.storage import home_ledger_exists
     from aurora.soak.evidence import SoakNotFound, load_state, open_readonly
 
-    if not home.ledger_db.exists():
+    if not home_ledger_exists(home):
         return None
     try:
         with open_readonly(home) as ledger:

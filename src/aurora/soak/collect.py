@@ -134,7 +134,7 @@ def ledger_facts(home: Home, ledger: Ledger, state: SoakState) -> LedgerFacts:
         note_file = home.checkpoint_file
         note = (note_file.read_text(encoding="utf-8"), str(note_file)) \
             if note_file.exists() else None
-        report = audit(home.ledger_db, [load_verifier(home)], origin=origin(home),
+        report = audit(ledger.location, [load_verifier(home)], origin=origin(home),
                        checkpoint_note=note)
         audit_ok: bool | None = True
         audit_detail = f"tree size {report.tree_size}, root {report.root.hex()}"

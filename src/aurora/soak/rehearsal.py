@@ -164,7 +164,9 @@ def warm_up(home: Home, timeout: float = WARMUP_TIMEOUT_S) -> None:
 
 
 def _existing(home: Home, soak_id: str) -> SoakState | None:
-    if not home.ledger_db.exists():
+    from aurora.ledger.storage import home_ledger_exists
+
+    if not home_ledger_exists(home):
         return None
     try:
         with open_readonly(home) as ledger:

@@ -328,7 +328,7 @@ def verify_audit(ctx: TaskContext) -> TaskOutcome:
     verifier = load_verifier(ctx.home)
     checkpoint = open_checkpoint(note, [verifier], origin(ctx.home))
     try:
-        report = audit(ctx.home.ledger_db, [verifier], origin=origin(ctx.home),
+        report = audit(ctx.evidence.ledger.location, [verifier], origin=origin(ctx.home),
                        checkpoint_note=(note, "the day's checkpoint"))
     except LedgerError as exc:
         ctx.say(str(exc))
