@@ -49,9 +49,11 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
         "data", "run", "backups", "keys"))
     stack = json.loads((root / "config" / "stack.json").read_text())
     for name in ("bridge_port", "metrics_port", "providers_port", "prometheus_port",
-                 "alertmanager_port", "incidents_port"):
+                 "alertmanager_port", "incidents_port", "split_stable_port", "split_canary_port",
+                 "canary_metrics_port"):
         stack[name] = free_port()
     stack["replica_metrics_port"] = free_port_run(4)  # replicas 2..5
+    stack["split_metrics_port"] = free_port_run(12)  # a canary's two groups of up to 4
     stack.update(stack_overrides)
     (root / "config" / "stack.json").write_text(json.dumps(stack, indent=2))
     from aurora.home import Home

@@ -86,6 +86,14 @@ class StackConfig(_Strict):
     # Replicas (`aurora up --replicas N`, PostgreSQL mode): replica 1 keeps metrics_port,
     # replica k >= 2 serves its metrics on replica_metrics_port + k - 2.
     replica_metrics_port: int = 9120
+    # The canary split (`aurora canary start`): HAProxy takes bridge_port; stable's replicas
+    # take orders on split_stable_port, the candidate's on split_canary_port; a group's
+    # replica k serves metrics on split_metrics_port + k - 1 (stable) or + 8 + k - 1
+    # (canary); the canary controller's own metrics are on canary_metrics_port.
+    split_stable_port: int = 8081
+    split_canary_port: int = 8082
+    split_metrics_port: int = 9130
+    canary_metrics_port: int = 9129
     # how long a replica's claim on a nonce and its GPU-hours holds before any replica may
     # resolve it against the ledger (a replica that died holding it)
     treaty_lease: Duration = "60s"

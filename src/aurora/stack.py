@@ -195,11 +195,15 @@ def up(home: Home, options: UpOptions, *, on_step: Callable[[str], None] = lambd
 
 def down(home: Home, names: list[str] | None = None) -> list[tuple[str, bool]]:
     """Stop services (reverse start order) by their PID files; (name, was running)."""
+    from aurora.canary.live import split_services
+
     order = []
     for name in reversed(ALL_SERVICES):
-        order += list(reversed(running_replicas(home))) if name == "bridge" else [name]
+        # a canary's controller, proxy and replica groups go with the bridge
+        order += ([*split_services(home), *reversed(running_replicas(home))]
+                  if name == "bridge" else [name])
     chosen = [n for n in order if names is None or n in names
-              or (n.startswith("bridge-") and "bridge" in names)]
+              or (n.startswith(("bridge-", "split-", "canary-")) and "bridge" in names)]
     return [(name, procs.stop(home, name)) for name in chosen]
 
 

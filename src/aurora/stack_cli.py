@@ -74,8 +74,11 @@ def register(app: typer.Typer) -> None:
         home = Home.discover()
         stack = load_stack(home)
         names: list[str] = []
+        from aurora.canary.live import split_services
+
         for name in ALL_SERVICES:
             names += running_replicas(home) if name == "bridge" else [name]
+        names += [n for n in reversed(split_services(home)) if procs.running(home, n)]
         state = {name: procs.running(home, name) for name in names}
         if as_json:
             print(json.dumps(state))

@@ -84,7 +84,7 @@ def test_a_git_ref_is_checked_out_and_built_in_its_own_venv_once(home: Path,
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "probe")
-    with pytest.raises(CandidateError, match="no-such-ref"):
+    with pytest.raises(CandidateError, match="'no-such-ref' is neither a directory nor a git ref"):
         resolve(Home(home), "no-such-ref", repo=repo)
     built = resolve(Home(home), "HEAD", repo=repo)
     assert built.kind == "ref" and len(built.version) == 12

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -68,7 +69,8 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     (["--candidate", "."], 1, "no Day-7 gate verdict"),  # dry run or not: the gate comes first
     (["--candidate", ".", "--force"], 2, "--force needs --reason"),
     (["--candidate", ".", "--dry-run", "--steps", "10,50"], 2, "end at 100"),
-    (["--candidate", ".", "--force", "--reason", "x"], 1, "--dry-run"),
+    (["--candidate", "/nonexistent-dir", "--force", "--reason", "x", "--dry-run"], 1,
+     "neither a directory nor a git ref"),
 ])
 def test_start_refuses_in_one_line_and_records_nothing(
         home: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int,
@@ -85,8 +87,11 @@ def test_start_refuses_in_one_line_and_records_nothing(
 def test_a_dry_run_aborts_a_bad_slice_and_status_and_report_tell_why_from_the_ledger(
         home: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     Ledger.open(Home(home)).close()
+    (tmp_path / "cand" / "config").mkdir(parents=True)
+    shutil.copy(home / "config" / "tenants.json", tmp_path / "cand" / "config")
     run = subprocess.Popen(
-        [sys.executable, "-m", "aurora", "canary", "start", "--candidate", str(tmp_path),
+        [sys.executable, "-m", "aurora", "canary", "start", "--candidate",
+         str(tmp_path / "cand"),
          "--dry-run", "--force", "--reason", "test: no soak", "--hold", "0s", "--steps",
          "10,100", "--interval", "2s", "--for", "60s", "--rate", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -57,12 +57,13 @@ def test_prometheus_config_lists_every_replica(home: Path) -> None:
     stack = load_stack(h)
     config = yaml.safe_load(write_runtime_config(h, stack, replicas=3).read_text())
     job = next(j for j in config["scrape_configs"] if j["job_name"] == "aurora-metrics")
-    targets = [t for static in job["static_configs"] for t in static["targets"]]
-    assert targets == [f"{stack.bind}:{stack.replica_metrics(k)}" for k in (1, 2, 3)]
-    assert job["static_configs"][0]["labels"]["treaty_id"] == "AURORA-AKASH-001"
+    [group] = json.loads(Path(job["file_sd_configs"][0]["files"][0]).read_text())
+    assert group["targets"] == [f"{stack.bind}:{stack.replica_metrics(k)}" for k in (1, 2, 3)]
+    assert group["labels"]["treaty_id"] == "AURORA-AKASH-001"
     single = yaml.safe_load(write_runtime_config(h, stack).read_text())
     job = next(j for j in single["scrape_configs"] if j["job_name"] == "aurora-metrics")
-    assert job["static_configs"][0]["targets"] == [f"{stack.bind}:{stack.metrics_port}"]
+    [group] = json.loads(Path(job["file_sd_configs"][0]["files"][0]).read_text())
+    assert group["targets"] == [f"{stack.bind}:{stack.metrics_port}"]
 
 
 def test_status_and_down_know_every_replica(home: Path) -> None:

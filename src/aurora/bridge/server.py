@@ -55,28 +55,31 @@ def build_service(home: Home, ledger: Ledger) -> BridgeService:
                          crash_after_ack=os.environ.get(CRASH_AFTER_ACK_ENV) == "1")
 
 
-def order_socket(stack: StackConfig) -> socket.socket:
+def order_socket(stack: StackConfig, port: int | None = None) -> socket.socket:
     """The order port, shared (SO_REUSEPORT) by every replica in PostgreSQL mode.
 
     The kernel spreads new connections over the replicas' listening sockets. Only where
     the treaty state is shared: two SQLite-mode bridges on one port would each keep
     their own nonces and quotas, so there the port stays exclusive.
     """
+    port = stack.bridge_port if port is None else port
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if stack.database_url:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
-        sock.bind((stack.bind, stack.bridge_port))
+        sock.bind((stack.bind, port))
     except OSError as exc:
         sock.close()
-        raise AuroraError(f"cannot listen on {stack.bind}:{stack.bridge_port}: "
-                          f"{exc.strerror}") from None
+        raise AuroraError(f"cannot listen on {stack.bind}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
 
 
-def serve(home: Home, replica: int = 1) -> None:
+def serve(home: Home, replica: int = 1, *, order_port: int | None = None,
+          metrics_port: int | None = None) -> None:
+    """Serve one bridge replica; ``order_port``/``metrics_port`` place a canary's replica
+    group (or stable's behind the split) beside the stack's own ports."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
     stack = load_stack(home)
@@ -88,7 +91,8 @@ def serve(home: Home, replica: int = 1) -> None:
             service.auditor.seed_from_ledger(ledger)
         log.info("policy state rebuilt from %d ledger records; %d live nonces",
                  replayed, service.state.live_nonces())
-        metrics_port = stack.replica_metrics(replica)
+        if metrics_port is None:
+            metrics_port = stack.replica_metrics(replica)
         metrics_server, metrics_thread = prometheus_client.start_http_server(
             metrics_port, addr=stack.bind, registry=service.metrics.registry)
         openapi = openapi_document(home.order_schema_file)
@@ -99,8 +103,9 @@ def serve(home: Home, replica: int = 1) -> None:
         )
         server = uvicorn.Server(config)
         quiet_gc()
-        sock = order_socket(stack)
-        log.info("bridge replica %d on %s, metrics on %s", replica, stack.bridge_url,
+        sock = order_socket(stack, order_port)
+        log.info("bridge replica %d on %s, metrics on %s", replica,
+                 stack.url(order_port or stack.bridge_port),
                  stack.url(metrics_port, "/metrics"))
         # not asyncio.run(): Server.run installs the configured uvloop loop
         server.run(sockets=[sock])

@@ -122,7 +122,10 @@ def _ref(home: Home, ref: str, build_dir: Path, repo: Path) -> Candidate:
     if not (repo / ".git").exists():
         raise CandidateError(f"{ref!r} is not a directory, and {repo} is not a git checkout "
                              "to find it in")
-    commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    try:
+        commit = _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except CandidateError:
+        raise CandidateError(f"{ref!r} is neither a directory nor a git ref of {repo}") from None
     tree = build_dir / commit[:12]
     python = tree / ".venv" / "bin" / "python"
     if not python.exists():

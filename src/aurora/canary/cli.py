@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from aurora.cliopts import DURATION, SINCE, bounded, finite
 from aurora.errors import AuroraError
 from aurora.terminal import shown_markup
+
+if TYPE_CHECKING:
+    from aurora.canary.analysis import Thresholds
+    from aurora.canary.candidate import Candidate
+    from aurora.canary.plan import Plan
+    from aurora.home import Home
 
 app = typer.Typer(no_args_is_help=True)
 
@@ -188,8 +194,11 @@ def start_command(
                                  "the RTT and policy thresholds."),
     interval: str = typer.Option("60s", parser=DURATION, help="Time between measurements."),
     run_for: str = typer.Option(None, "--for", parser=DURATION,
-                                help="Stop watching after this long (the rollout's state "
-                                "stays in the ledger)."),
+                                help="Dry run: stop watching after this long (the rollout's "
+                                "state stays in the ledger)."),
+    linger: str = typer.Option("10m", parser=DURATION,
+                               help="The controller keeps its metrics up this long after "
+                               "the end, so the canary alert is seen."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Judge the would-be split on live traffic, move nothing."),
     force: bool = typer.Option(False, "--force", help="Start without a passed Day-7 gate."),
@@ -200,22 +209,26 @@ def start_command(
 ) -> None:
     """Start a canary rollout after the Day-7 gate (its signed verdict re-verified).
 
+    The candidate runs as its own replica group beside stable's behind HAProxy on the order
+    port (replicated mode); a controller (`canary-controller`) judges each step and moves
+    the traffic. With --dry-run nothing moves: the would-be split is judged in the foreground.
+
     Every measurement, its query, value, threshold and sample size, and every verdict is a
     ``deploy`` ledger entry; `aurora canary status` and `report` read them back.
     """
     import time
-    from pathlib import Path
 
     from rich.console import Console
 
     from aurora.canary.analysis import COMPARISONS, Thresholds, size
+    from aurora.canary.candidate import resolve
     from aurora.canary.display import measurement_table
     from aurora.canary.plan import Plan, parse_steps
     from aurora.canary.rollout import (
-        CanaryRefused,
         Settings,
         begin,
         gate_path,
+        load,
         tick,
         verify_gate,
         would_be_split,
@@ -237,14 +250,10 @@ def start_command(
     if force and not (reason or "").strip():
         raise AuroraError("--force needs --reason TEXT (it is recorded in the ledger)",
                           exit_code=2)
-    if not dry_run:
-        raise CanaryRefused(
-            "moving traffic needs candidate replicas behind the split proxy, which this "
-            "build cannot start yet (issue 10); use --dry-run to judge the would-be split")
     gate: dict[str, Any] = ({"forced": True, "reason": reason} if force
                             else verify_gate(gate_path(home)))
-    target = Path(candidate)
-    described = {"dir": str(target.resolve())} if target.is_dir() else {"ref": candidate}
+    with Console(stderr=True).status(f"preparing the candidate {candidate}…"):
+        chosen = resolve(home, candidate)
     rate_per_min = rate if rate is not None else sustainable_rate(load_workloads(home)) * 60
     thresholds = Thresholds.of()
     console = Console(stderr=True)
@@ -266,8 +275,13 @@ def start_command(
     stack = load_stack(home)
     every = parse_duration(interval)
     until = None if run_for is None else time.time() + parse_duration(run_for)
+    if not dry_run:
+        _start_live(home, chosen, plan=plan, gate=gate, sizes=sizes, thresholds=thresholds,
+                    baseline_s=parse_duration(baseline), interval_s=every,
+                    linger_s=parse_duration(linger), treaty_id=treaty_id)
+        return
     with Ledger.open(home) as ledger, PrometheusClient(stack.prometheus_url) as prom:
-        rollout = begin(ledger, treaty_id=treaty_id, plan=plan, candidate=described,
+        rollout = begin(ledger, treaty_id=treaty_id, plan=plan, candidate=chosen.describe(),
                         gate=gate, dry_run=True, sizes=sizes, settings=settings)
         out.print(f"rollout {rollout.rollout} started (dry run: no traffic moves)")
         while True:
@@ -278,13 +292,118 @@ def start_command(
             out.print(measurement_table([m.ledger_data() for m in result.measurements],
                                         f"step {state.weight} %: {result.orders} orders"))
             out.print(f"→ {after.phase.value} at {after.weight} %: {shown_markup(after.reason)}")
-            from aurora.canary.rollout import load
-
             rollout = load(ledger, rollout.rollout)
             if after.done or (until is not None and time.time() >= until):
                 break
     if rollout.state.phase.value == "aborted":
         raise typer.Exit(1)
+
+
+def _start_live(home: Home, candidate: Candidate, *, plan: Plan, gate: dict[str, Any],
+                sizes: list[dict[str, Any]], thresholds: Thresholds, baseline_s: float,
+                interval_s: float, linger_s: float, treaty_id: str) -> None:
+    import sys
+    import time
+
+    from rich.console import Console
+
+    from aurora import procs
+    from aurora.canary.evidence import weight_entry
+    from aurora.canary.live import CONTROLLER, Split
+    from aurora.canary.rollout import Settings, begin
+    from aurora.durations import format_duration
+    from aurora.ledger.ledger import Ledger
+    from aurora.wire import rfc3339_at
+
+    split = Split.of(home)
+    with Console(stderr=True).status("putting the split in front of the bridge…") as status:
+        replicas = split.put_in_front(candidate, on_step=status.update)
+    with Ledger.open(home) as ledger:
+        rollout = begin(ledger, treaty_id=treaty_id, plan=plan,
+                        candidate={**candidate.describe(), "replicas": replicas}, gate=gate,
+                        dry_run=False, sizes=sizes,
+                        settings=Settings(thresholds, baseline_s, "canary"))
+        split.set_weight(plan.steps[0])
+        ledger.append(weight_entry(rollout.rollout, treaty_id, at=rfc3339_at(time.time()),
+                                   weight=plan.steps[0], why="first step"))
+    procs.spawn(home, CONTROLLER, [sys.executable, "-m", "aurora", "canary", "run",
+                                   "--rollout", rollout.rollout,
+                                   "--interval", format_duration(interval_s),
+                                   "--linger", format_duration(linger_s)])
+    print(f"rollout {rollout.rollout}: candidate {candidate.version} takes "
+          f"{plan.steps[0]} % of tenants; watch it with `aurora canary status`")
+
+
+@app.command("run", hidden=True)
+def run_command(
+    rollout_id: str = typer.Option(..., "--rollout"),
+    interval: str = typer.Option("60s", parser=DURATION),
+    linger: str = typer.Option("10m", parser=DURATION),
+) -> None:
+    """The controller (started by `aurora canary start`)."""
+    from aurora.canary.controller import run
+    from aurora.canary.plan import Phase
+    from aurora.durations import parse_duration
+    from aurora.home import Home
+
+    phase = run(Home.discover(), rollout_id, interval_s=parse_duration(interval),
+                linger_s=parse_duration(linger))
+    if phase is Phase.ABORTED:
+        raise typer.Exit(1)
+
+
+@app.command("abort")
+def abort_command(
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger)."),
+) -> None:
+    """Abort the running rollout by hand: weight 0 (measured), candidate stopped."""
+    import time
+
+    from aurora import procs
+    from aurora.canary.analysis import Decision, StepJudgement
+    from aurora.canary.evidence import EvidenceError, verdict_entry, weight_entry
+    from aurora.canary.live import CONTROLLER, Split
+    from aurora.canary.plan import Phase, check_split
+    from aurora.canary.rollout import load
+    from aurora.home import Home
+    from aurora.ledger.ledger import Ledger
+    from aurora.treaty import load_treaty
+    from aurora.wire import rfc3339_at
+
+    if not reason.strip():
+        raise AuroraError("--reason must say why", exit_code=2)
+    home = Home.discover()
+    treaty_id = load_treaty(home).treaty_id
+    split = Split.of(home)
+    procs.stop(home, CONTROLLER, timeout=30)  # it would act on the old state
+    with Ledger.open(home) as ledger:
+        try:
+            rollout = load(ledger)
+        except EvidenceError as exc:
+            raise AuroraError(str(exc)) from None
+        if rollout.state.done:
+            raise AuroraError(f"rollout {rollout.rollout} is already "
+                              f"{rollout.state.phase.value}")
+        from dataclasses import replace
+
+        state = rollout.state
+        after = replace(state, phase=Phase.ABORTED, weight=0,
+                        reason=f"abort by hand: {reason}")
+        judgement = StepJudgement(Decision.FAIL, (f"operator: {reason}",), False)
+        now = time.time()
+        ledger.append(verdict_entry(rollout.rollout, treaty_id, at=rfc3339_at(now),
+                                    before=state, after=after, judgement=judgement,
+                                    split=check_split(0, 0, state.weight, rollout.plan)))
+        if rollout.dry_run:
+            print(f"rollout {rollout.rollout} (dry run) aborted")
+            return
+        counts = split.retire_canary()
+        ledger.append(weight_entry(rollout.rollout, treaty_id, at=rfc3339_at(time.time()),
+                                   weight=0, why=f"abort by hand confirmed: no order reached "
+                                   f"the candidate at weight 0 (HAProxy served canary "
+                                   f"{counts['canary']}, stable {counts['stable']} in all); "
+                                   f"candidate stopped"))
+    print(f"rollout {rollout.rollout} aborted: weight 0, candidate stopped")
 
 
 @app.command("status")

@@ -184,13 +184,18 @@ class RuntimeApi:
         if (held := self.weight()) != weight:
             raise AuroraError(f"HAProxy holds weight {held} after setting {weight}")
 
-    def served(self) -> dict[str, int]:
-        """Requests each backend has served since HAProxy started (``stot``)."""
+    def _backends(self) -> dict[str, dict[str, str]]:
         text = self.command("show stat").lstrip("# ")
-        out: dict[str, int] = {}
-        for row in csv.DictReader(io.StringIO(text)):
-            if row.get("svname") == "BACKEND" and row.get("pxname") in TRACKS:
-                out[row["pxname"]] = int(row["stot"] or 0)
+        out = {row["pxname"]: row for row in csv.DictReader(io.StringIO(text))
+               if row.get("svname") == "BACKEND" and row.get("pxname") in TRACKS}
         if set(out) != set(TRACKS):
             raise AuroraError("HAProxy's statistics lack the stable or canary backend")
         return out
+
+    def served(self) -> dict[str, int]:
+        """Requests each backend has served since HAProxy started (``stot``)."""
+        return {name: int(row["stot"] or 0) for name, row in self._backends().items()}
+
+    def backend_status(self) -> dict[str, str]:
+        """Each backend's health as HAProxy sees it (``UP``, ``DOWN``)."""
+        return {name: row["status"] for name, row in self._backends().items()}
