@@ -31,7 +31,8 @@ from aurora import __version__
 from aurora.errors import AuroraError
 from aurora.home import Home
 
-CONFIG_FILES = ("providers.json", "tenants.json", "workloads.json", "scenarios.json")
+CONFIG_FILES = ("stack.json", "providers.json", "tenants.json", "workloads.json",
+                "scenarios.json", "incidents.json")
 TREATY_FILE = "treaty.json"
 
 

@@ -302,34 +302,14 @@ def start_command(
 def _start_live(home: Home, candidate: Candidate, *, plan: Plan, gate: dict[str, Any],
                 sizes: list[dict[str, Any]], thresholds: Thresholds, baseline_s: float,
                 interval_s: float, linger_s: float, treaty_id: str) -> None:
-    import sys
-    import time
-
     from rich.console import Console
 
-    from aurora import procs
-    from aurora.canary.evidence import weight_entry
-    from aurora.canary.live import CONTROLLER, Split
-    from aurora.canary.rollout import Settings, begin
-    from aurora.durations import format_duration
-    from aurora.ledger.ledger import Ledger
-    from aurora.wire import rfc3339_at
+    from aurora.canary.live import launch
 
-    split = Split.of(home)
     with Console(stderr=True).status("putting the split in front of the bridge…") as status:
-        replicas = split.put_in_front(candidate, on_step=status.update)
-    with Ledger.open(home) as ledger:
-        rollout = begin(ledger, treaty_id=treaty_id, plan=plan,
-                        candidate={**candidate.describe(), "replicas": replicas}, gate=gate,
-                        dry_run=False, sizes=sizes,
-                        settings=Settings(thresholds, baseline_s, "canary"))
-        split.set_weight(plan.steps[0])
-        ledger.append(weight_entry(rollout.rollout, treaty_id, at=rfc3339_at(time.time()),
-                                   weight=plan.steps[0], why="first step"))
-    procs.spawn(home, CONTROLLER, [sys.executable, "-m", "aurora", "canary", "run",
-                                   "--rollout", rollout.rollout,
-                                   "--interval", format_duration(interval_s),
-                                   "--linger", format_duration(linger_s)])
+        rollout = launch(home, candidate, plan=plan, gate=gate, sizes=sizes,
+                         thresholds=thresholds, baseline_s=baseline_s, interval_s=interval_s,
+                         linger_s=linger_s, treaty_id=treaty_id, on_step=status.update)
     print(f"rollout {rollout.rollout}: candidate {candidate.version} takes "
           f"{plan.steps[0]} % of tenants; watch it with `aurora canary status`")
 
@@ -479,3 +459,59 @@ def report_command(
     signed = (f"signed: {published.signature}" if published.signature
               else "unsigned: no key (--key or $AURORA_GPG_KEY)")
     print(f"{published.path} ({rollout.state.phase.value}; {signed})")
+
+
+@app.command("rehearse")
+def rehearse_command(
+    scenario: str = typer.Option("both", "--scenario",
+                                 help="good (promoted to 100 %), bad (aborted) or both."),
+    home_dir: str = typer.Option(None, "--home",
+                                 help="Where the isolated homes go (default: a new temporary "
+                                 "directory, removed afterwards)."),
+    rate: float = typer.Option(25.0, parser=finite(1, 500), help="Orders per second."),
+    hold: str = typer.Option("15s", parser=DURATION, help="The least time per step."),
+    timeout: str = typer.Option("10m", parser=DURATION, help="Give up on a scenario after."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a summary."),
+) -> None:
+    """The whole rollout on a compressed clock in an isolated home, with real PostgreSQL,
+    replicas, HAProxy and Prometheus: a good candidate is promoted, a bad one aborted, and
+    no acknowledged order is lost or spent twice. Exit 0 only if both happen as expected."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from aurora.canary.rehearse import SCENARIOS, RehearsalOptions, rehearse_scenario
+    from aurora.durations import parse_duration
+
+    chosen = list(SCENARIOS) if scenario == "both" else [scenario]
+    if any(s not in SCENARIOS for s in chosen):
+        raise AuroraError(f"--scenario must be good, bad or both, not {scenario!r}",
+                          exit_code=2)
+    root = Path(home_dir).resolve() if home_dir else Path(tempfile.mkdtemp(
+        prefix="aurora-canary-rehearsal-"))
+    options = RehearsalOptions(rate=rate, hold_s=parse_duration(hold),
+                               timeout_s=parse_duration(timeout))
+    results = []
+    console = Console(stderr=True)
+    try:
+        for name in chosen:
+            with console.status(f"{name}: starting…") as status:
+                results.append(rehearse_scenario(name, root, options, on_step=status.update))
+    finally:
+        if not home_dir:
+            shutil.rmtree(root, ignore_errors=True)
+    if as_json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        for r in results:
+            mark = "✔" if r.ok else "✘"
+            print(f"{mark} {r.scenario}: {r.phase} (expected {r.expected}) after steps "
+                  f"{r.steps_reached} in {r.seconds:.0f} s — {shown_markup(r.reason)}")
+            inv = r.invariants
+            print(f"  {inv.acked} orders acknowledged, {len(inv.lost)} missing from the "
+                  f"ledger, {len(inv.duplicated)} nonces recorded twice; "
+                  f"{r.deploy_entries} deploy entries; report {r.report}")
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)

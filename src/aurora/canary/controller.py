@@ -72,6 +72,7 @@ def run(home: Home, rollout_id: str, *, interval_s: float, linger_s: float,
     """Drive the rollout until it is promoted or aborted; the final phase."""
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per query is noise
     split = Split.of(home)
     metrics = CanaryMetrics()
     server, _ = start_http_server(split.stack.canary_metrics_port, addr=split.stack.bind,
@@ -102,7 +103,7 @@ def run(home: Home, rollout_id: str, *, interval_s: float, linger_s: float,
                 if after.phase is Phase.PROMOTED:
                     split.promote(version)
                 rollout = load(ledger, rollout_id)
-            final = rollout.state
+            final = load(ledger, rollout_id).state
             if final.phase is Phase.ABORTED:
                 counts = split.retire_canary(quiet_s=quiet_s)
                 ledger.append(weight_entry(rollout_id, treaty_id, at=rfc3339_at(time.time()),

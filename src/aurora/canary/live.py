@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aurora import procs
 from aurora.canary import haproxy
@@ -38,6 +39,11 @@ from aurora.slo.promconfig import (
     read_bridge_labels,
     write_bridge_targets,
 )
+
+if TYPE_CHECKING:
+    from aurora.canary.analysis import Thresholds
+    from aurora.canary.evidence import Rollout
+    from aurora.canary.plan import Plan
 
 PROXY = "split-proxy"
 CONTROLLER = "canary-controller"
@@ -91,7 +97,7 @@ class Split:
     def api(self) -> haproxy.RuntimeApi:
         return haproxy.RuntimeApi(self.dir / "haproxy.sock", self.dir / "weight.map")
 
-    def config(self, replicas: int) -> haproxy.SplitConfig:
+    def config(self) -> haproxy.SplitConfig:
         s = self.stack
         return haproxy.SplitConfig(
             s.bind, s.bridge_port,
@@ -165,7 +171,7 @@ class Split:
                             self.group_targets("canary", candidate.version)])
         on_step("starting HAProxy on the order port at weight 0")
         path = self.dir / "haproxy.cfg"
-        haproxy.write_config(self.config(replicas), path, weight=0)
+        haproxy.write_config(self.config(), path, weight=0)
         haproxy.check_config(path, binary)
         procs.spawn(self.home, PROXY, haproxy.argv(path, binary))
         self._wait_proxy()
@@ -227,3 +233,32 @@ class Split:
         """At 100 %: stable's group stops; the candidate's series are labelled stable."""
         self.stop_group("stable")
         self.write_targets([self.group_targets("canary", version, label="stable")])
+
+
+def launch(home: Home, candidate: Candidate, *, plan: Plan, gate: Mapping[str, Any],
+           sizes: Sequence[Mapping[str, Any]], thresholds: Thresholds, baseline_s: float,
+           interval_s: float, linger_s: float, treaty_id: str,
+           on_step: Callable[[str], None] = lambda _: None) -> Rollout:
+    """Put the split in front, record the start, set the first weight, start the controller."""
+    from aurora.canary.evidence import weight_entry
+    from aurora.canary.rollout import Settings, begin
+    from aurora.durations import format_duration
+    from aurora.ledger.ledger import Ledger
+    from aurora.wire import rfc3339_at
+
+    split = Split.of(home)
+    replicas = split.put_in_front(candidate, on_step=on_step)
+    with Ledger.open(home) as ledger:
+        rollout = begin(ledger, treaty_id=treaty_id, plan=plan,
+                        candidate={**candidate.describe(), "replicas": replicas}, gate=gate,
+                        dry_run=False, sizes=sizes,
+                        settings=Settings(thresholds, baseline_s, "canary"))
+        split.set_weight(plan.steps[0])
+        ledger.append(weight_entry(rollout.rollout, treaty_id, at=rfc3339_at(time.time()),
+                                   weight=plan.steps[0], why="first step"))
+    on_step("starting the controller")
+    procs.spawn(home, CONTROLLER, [sys.executable, "-m", "aurora", "canary", "run",
+                                   "--rollout", rollout.rollout,
+                                   "--interval", format_duration(interval_s),
+                                   "--linger", format_duration(linger_s)])
+    return rollout

@@ -108,7 +108,7 @@ def _initdb(datadir: Path, user: str | None, *, fast: bool) -> None:
 
 
 def start(home: Home, datadir: Path, port: int, *, fast: bool = False,
-          timeout: float = 30.0) -> Cluster:
+          timeout: float = 30.0, max_connections: int = 200) -> Cluster:
     """Start (after initdb if new) a cluster on 127.0.0.1:``port`` with database ``aurora``.
 
     Every parent of ``datadir`` must be searchable by the server's user.
@@ -118,7 +118,7 @@ def start(home: Home, datadir: Path, port: int, *, fast: bool = False,
         _initdb(datadir, user, fast=fast)
     argv = [str(bindir() / "postgres"), "-D", str(datadir), "-p", str(port),
             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-            "-c", "max_connections=200", *(UNSAFE_FAST if fast else ())]
+            "-c", f"max_connections={max_connections}", *(UNSAFE_FAST if fast else ())]
     pid = procs.spawn(home, SERVICE, argv, cwd=datadir, user=user)
     cluster = Cluster(home, datadir, port, pid)
     _wait_ready(cluster, timeout)
