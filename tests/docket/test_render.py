@@ -214,7 +214,7 @@ def test_aurora_slo_render_writes_the_same_pdf_and_refuses_other_files(
     from aurora.slo.report import write_report
 
     report = report_for("outage")
-    source = write_report(report, tmp_path / "canary-72h.json")
+    source = write_report(report, tmp_path / "canary-72h.json").path
     aurora = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "aurora"
     done = subprocess.run([str(aurora), "slo", "render", str(source)], capture_output=True,
                           text=True, timeout=120)
