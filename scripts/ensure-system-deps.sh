@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the OS packages Aurora runs with (Python's venv module, Prometheus + promtool,
 # Alertmanager + amtool, GnuPG, sqlite3, jq, wrk, HAProxy for the canary split, the
-# PostgreSQL 15 server for the replicated mode) when they are missing. Needs root and
+# PostgreSQL 15 server for the replicated mode; poppler-utils and WeasyPrint's Pango,
+# HarfBuzz and fonts for the PDF reports) when they are missing. Needs root and
 # apt-get (Debian/Ubuntu); elsewhere it prints the command to run. With --best-effort a
 # failure is a warning only; with --python only Python's venv module is checked (make
 # install runs that before it creates .venv). `make` itself must be there before any of
@@ -18,7 +19,11 @@ declare -A package_of=(
   [prometheus]=prometheus [promtool]=prometheus
   [prometheus-alertmanager]=prometheus-alertmanager [amtool]=prometheus-alertmanager
   [gpg]=gnupg [sqlite3]=sqlite3 [jq]=jq [wrk]=wrk [curl]=curl [haproxy]=haproxy
+  [pdftotext]=poppler-utils [pdftoppm]=poppler-utils [pdfimages]=poppler-utils
 )
+# libraries (no command to look for): the PDF reports' renderer, WeasyPrint, loads Pango
+# and HarfBuzz's subsetter; its text is set in DejaVu
+libraries=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core)
 missing=()
 # Debian splits `python3 -m venv` (ensurepip) into python3-venv
 python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -31,6 +36,9 @@ if [ $python_only -eq 0 ]; then
   # the package also creates the unprivileged `postgres` user the tests run clusters as.
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1 \
     || missing+=(postgresql-15)
+  for lib in "${libraries[@]}"; do
+    dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || missing+=("$lib")
+  done
 fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')

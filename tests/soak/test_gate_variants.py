@@ -6,6 +6,7 @@ gate on the copy (its stack is down: SLOs come from the recorded daily checks).
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -78,6 +79,32 @@ def test_a_forged_report_signature_fails_the_governance_item(
     assert "canary-72h.json.asc" in failing(verdict)["governance"]
     # the key named in the ledger did not make this signature
     assert verdict.result.item("governance").evidence["signature"].startswith(f"signed by {other}")
+
+
+def test_a_missing_report_pdf_fails_the_governance_item(copy: Home,
+                                                         rehearsal: Rehearsed) -> None:
+    (copy.reports_dir / "canary-72h.pdf").unlink()
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"governance"}
+    assert "canary-72h.pdf is missing" in failing(verdict)["governance"]
+
+
+def test_a_report_pdf_of_another_document_fails_the_governance_item(
+        copy: Home, rehearsal: Rehearsed) -> None:
+    # a stale rendering: the board's PDF replaced by one of another report, checksum "fixed"
+    from aurora.docket.render import pdf, slo_report_html
+
+    daily = sorted(copy.reports_dir.glob("daily-*.json"))[-1]
+    other = json.loads(daily.read_text())
+    target = copy.reports_dir / "canary-72h.pdf"
+    target.write_bytes(pdf(slo_report_html(other, "canary-72h"), other))
+    gpg.write_checksum(target)
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"governance"}
+    reason = failing(verdict)["governance"]
+    assert "canary-72h.pdf was altered" in reason
+    assert "canary-72h.pdf signature" in reason
+    assert "canary-72h.pdf is not the rendering of canary-72h.json" in reason
 
 
 def test_a_tampered_ledger_row_fails_the_append_only_item(copy: Home,

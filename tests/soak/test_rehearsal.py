@@ -77,20 +77,37 @@ def test_the_hour_72_bundle_is_signed_and_verifies_with_gpg(rehearsal: Rehearsed
     record = rehearsal.result.state.finished["h72/governance-72h"]
     assert record.passed and record.scheduled.hour == 0 and record.day == 4
     for name in ("canary-72h.json", "canary-72h.json.asc", "canary-72h.json.sha256",
+                 "canary-72h.pdf", "canary-72h.pdf.asc", "canary-72h.pdf.sha256",
                  "canary-72h.checkpoint", "metrics-72h.tar.gz", "governance-72h.tar.gz"):
         assert (reports / name).is_file(), name
+    manifest = json.loads((reports / "canary-72h.manifest.json").read_text())["files"]
+    assert {"reports/canary-72h.pdf", "reports/canary-72h.pdf.asc"} <= set(manifest)
+    subprocess.run(["sha256sum", "-c", "canary-72h.json.sha256", "canary-72h.pdf.sha256"],
+                   cwd=reports, check=True, capture_output=True)
+    # the PDF prints the signed JSON's numbers
+    report = json.loads((reports / "canary-72h.json").read_text())
+    text = subprocess.run(["pdftotext", "-layout", str(reports / "canary-72h.pdf"), "-"],
+                          check=True, capture_output=True, text=True).stdout
+    assert report["status"].upper() in text and report["treaty_id"] in text
+    assert report["evidence"]["ledger"]["checkpoint"]["root"] in text
     # the seed's `gpg --verify` with the exported public key in a fresh keyring
     keyring = tmp_path / "gpg"
     keyring.mkdir(mode=0o700)
     env = {"GNUPGHOME": str(keyring), "PATH": "/usr/bin:/bin"}
     subprocess.run(["gpg", "--batch", "--import", str(reports / "canary-72h.pub.asc")],
                    env=env, capture_output=True, check=True)
-    verify = subprocess.run(["gpg", "--batch", "--verify", "reports/canary-72h.json.asc",
-                             "reports/canary-72h.json"], cwd=rehearsal.home.root, env=env,
-                            capture_output=True, text=True)
+    checks = [subprocess.run(["gpg", "--batch", "--verify", f"reports/{name}.asc",
+                              f"reports/{name}"], cwd=rehearsal.home.root, env=env,
+                             capture_output=True, text=True)
+              for name in ("canary-72h.json", "canary-72h.pdf", "day7-gate.json",
+                           "day7-gate.pdf")]
     subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "all"], capture_output=True)
-    assert verify.returncode == 0, verify.stderr
-    assert record.detail["fingerprint"] in verify.stderr.replace(" ", "")
+    for verify in checks:
+        assert verify.returncode == 0, verify.stderr
+        assert record.detail["fingerprint"] in verify.stderr.replace(" ", "")
+    gate_text = subprocess.run(["pdftotext", str(reports / "day7-gate.pdf"), "-"], check=True,
+                               capture_output=True, text=True).stdout
+    assert "Overall: PASS" in gate_text and rehearsal.result.state.soak_id in gate_text
 
 
 def test_evidence_is_in_the_ledger_with_digests(rehearsal: Rehearsed) -> None:

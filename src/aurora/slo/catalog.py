@@ -245,3 +245,16 @@ RPO_SECONDS = 15 * 60
 def runbook_url(alert: str) -> str:
     """The runbook anchor of an alert (GitHub-style: the heading text, lower-cased)."""
     return f"{RUNBOOK}#{alert.lower()}"
+
+
+# Which error budget and which seed alert each objective belongs to (the report's charts
+# mark the alert's threshold and show the budget spent; RTT p50 has no alert of its own).
+OBJECTIVE_BUDGET: dict[str, BudgetKey] = {
+    "fill_rate_p50": "fill", "fill_rate_p95": "fill", "rtt_p50": "rtt", "rtt_p95": "rtt",
+    "provenance": "provenance", "policy_p99": "policy",
+}
+OBJECTIVE_ALERT: dict[str, str | None] = {
+    "fill_rate_p50": "TreatyFillRateLow", "fill_rate_p95": "TreatyFillRateLow",
+    "rtt_p50": None, "rtt_p95": "TreatyRttP95High", "provenance": "TreatyProvenanceLow",
+    "policy_p99": "PolicyLatencyP99High",
+}

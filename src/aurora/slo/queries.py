@@ -311,3 +311,9 @@ def dropped_share(window: str) -> str:
 # the coverage gauge as recorded, for exports and warm-up checks
 PROVENANCE_SERIES = n.PROVENANCE_COVERAGE
 FILL_RATE_SERIES = n.FILL_RATE
+
+
+# --- incidents (the receiver, :9111) -------------------------------------------------------
+
+INCIDENTS_OPEN = f"sum by (sev) ({n.INCIDENTS_OPEN})"
+INCIDENTS_OPENED = f"sum by (sev) (increase({n.total(n.INCIDENTS_OPENED)}[1h]))"

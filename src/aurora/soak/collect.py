@@ -8,8 +8,9 @@ checked again here before the gate (``aurora.soak.gate``, pure) judges it:
 * files: re-hashed against the sha256 the ledger holds (smoke logs, reports, backups);
 * backups: unpacked, ``PRAGMA integrity_check`` and audited against their own signed
   checkpoint, their root equal to the recorded one and a prefix of the live ledger;
-* the governance report's signature: ``gpg --verify`` in a keyring holding only the key
-  the ledger names, accepted from that fingerprint only;
+* the governance report's signatures (JSON and PDF): ``gpg --verify`` in a keyring holding
+  only the key the ledger names, accepted from that fingerprint only; and the PDF rendered
+  again from the JSON must be byte-identical (it prints nothing the signed JSON does not);
 * alerts: ``promtool test rules ops/prometheus/tests/*.yml`` runs now, and each alert drill's
   ``drill`` ledger entry must say the alert fired and resolved;
 * SLOs: Prometheus range queries over the soak's real span (drill windows left out) when
@@ -125,7 +126,8 @@ def _checkpoint_fact(home: Home, state: SoakState, day: int
         checkpoint = open_checkpoint(str(recorded["note"]), [load_verifier(home)], origin(home))
     except (KeyError, LedgerError) as exc:
         return SingleFact("fail", (f"recorded checkpoint does not verify: {exc}",)), None
-    evidence = {"tree_size": checkpoint.size, "root": checkpoint.root.hex(), "seq": record.seq}
+    evidence = {"tree_size": checkpoint.size, "root": checkpoint.root.hex(), "seq": record.seq,
+                "note": str(recorded["note"])}
     return SingleFact("pass", (), evidence), checkpoint
 
 
@@ -213,19 +215,46 @@ def governance_fact(home: Home, state: SoakState) -> SingleFact:
     if status == "fail":
         return SingleFact("fail", tuple(problems) or (record.summary,), evidence)
     report = home.reports_dir / "canary-72h.json"
+    pdf = home.reports_dir / "canary-72h.pdf"
     pub = home.reports_dir / "canary-72h.pub.asc"
+    if not any(Path(f.path).name == pdf.name for f in record.files):
+        problems.append(f"{pdf.name} is not among the files the governance task recorded")
     try:
         from aurora import gpg
 
         with gpg.keyring_with(pub) as keyring:
-            check = gpg.verify_detached(report, gnupghome=keyring,
-                               expected_fingerprint=str(detail.get("fingerprint")))
-        evidence["signature"] = check.detail
-        if not check.ok:
-            problems.append(f"signature: {check.detail}")
+            for path, key in ((report, "signature"), (pdf, "pdf_signature")):
+                check = gpg.verify_detached(path, gnupghome=keyring,
+                                            expected_fingerprint=str(detail.get("fingerprint")))
+                evidence[key] = check.detail
+                if not check.ok:
+                    problems.append(f"{path.name} signature: {check.detail}")
     except AuroraError as exc:
         problems.append(f"signature could not be checked: {exc}")
+    problems += rendering_problems(report, pdf)
     return SingleFact("pass", tuple(problems), evidence)
+
+
+def rendering_problems(report: Path, pdf: Path) -> list[str]:
+    """The PDF is the rendering of the signed JSON: rendered again from the JSON, the same
+    bytes (rendering is deterministic), so it shows no number the JSON does not hold."""
+    import json
+
+    from aurora.docket.render import RenderError, slo_report_html
+    from aurora.docket.render import pdf as print_pdf
+
+    if not report.is_file() or not pdf.is_file():
+        return []  # reported as missing by the file and signature checks
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+        again = print_pdf(slo_report_html(document, report.stem), document)
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{report.name} cannot be rendered again: {type(exc).__name__}: {exc}"]
+    except RenderError as exc:
+        return [f"{pdf.name} could not be re-rendered: {exc}"]
+    if again != pdf.read_bytes():
+        return [f"{pdf.name} is not the rendering of {report.name} (stale or altered)"]
+    return []
 
 
 # --- alerts and drills ------------------------------------------------------------------------

@@ -345,8 +345,8 @@ def evaluate(facts: GateFacts) -> GateResult:
         _days("backups", "Ledger backups complete (7 verified snapshots)", facts.backups,
               facts.days_planned, "ledger backup"),
         _single("governance", "Governance report signed and filed", facts.governance,
-                "hour-72 governance report", "canary-72h.json signed, signature and sha256 "
-                "verify, bundle filed"),
+                "hour-72 governance report", "canary-72h.json and canary-72h.pdf signed, "
+                "signatures and sha256 verify, the PDF is the JSON's rendering, bundle filed"),
         judge_alerts(facts.alerts),
         judge_runbook(facts.runbook),
         judge_ledger(facts.ledger),

@@ -1,8 +1,10 @@
 """Hour 72: the signed governance bundle the seed attaches to the governance docket.
 
-``reports/canary-72h.json`` (the seed's reporter over 72 h of soak clock) with its detached
-signature ``.asc`` and ``.sha256``, the public key that signed it (``.pub.asc``), the ledger's
-signed checkpoint at that moment (``canary-72h.checkpoint``, the "Merkle root snapshot"),
+``reports/canary-72h.json`` (the seed's reporter over 72 h of soak clock) and
+``canary-72h.pdf`` (the same document for the board, rendered from that JSON), each with
+its detached signature ``.asc`` and ``.sha256``, the public key that signed them
+(``.pub.asc``), the ledger's signed checkpoint at that moment (``canary-72h.checkpoint``,
+the "Merkle root snapshot"),
 the 72 h metrics archive (``metrics-72h.tar.gz``: the first three daily archives and a
 Prometheus export of the SLO series over the soak so far) — bundled as
 ``reports/governance-72h.tar.gz`` with a ``MANIFEST.json`` of sha256 sums.
@@ -17,6 +19,8 @@ from typing import Any
 
 from aurora import durable, gpg
 from aurora.digests import sha256_file
+from aurora.docket.files import write_pdf
+from aurora.docket.render import slo_report_html
 from aurora.errors import AuroraError
 from aurora.slo.queries import FILL_RATE_SERIES, PROVENANCE_SERIES, QUANTILE_RECORDS
 from aurora.soak.tasks import TaskContext, TaskOutcome, tar_paths, write_slo_report
@@ -44,38 +48,49 @@ def _export(ctx: TaskContext, out: Path) -> int:
 def governance(ctx: TaskContext) -> TaskOutcome:
     reports = ctx.home.reports_dir
     reports.mkdir(parents=True, exist_ok=True)
+    # the checkpoint first: the report names the signed root it was written against
+    note = ctx.evidence.ledger.checkpoint()
+    checkpoint = durable.atomic_write(reports / f"{BASENAME}.checkpoint", note.encode())
+    head = note.splitlines()
+    ctx.say(f"checkpoint at tree size {head[1]}")
+
     report_path = reports / f"{BASENAME}.json"
     key = ctx.key_id
-    # signed (or visibly unsigned) in the same durable step that writes it
-    document, published = write_slo_report(ctx, 72 * 3600, report_path, key)
-    files = [report_path, published.checksum]
+    # the JSON and its PDF each signed (or visibly unsigned) in the durable step that writes it
+    document, report = write_slo_report(ctx, 72 * 3600, report_path, key,
+                                        checkpoint_note=note)
+    pdf = write_pdf(document, report_path, slo_report_html, key, gnupghome=ctx.gnupghome)
+    ctx.say(f"wrote {pdf.path} from {report_path.name}")
+    files = [report_path, report.checksum, pdf.path, pdf.checksum]
     problems: list[str] = []
     detail: dict[str, Any] = {"window": document["window"], "compliant": document["compliant"],
-                              "report_sha256": published.sha256, "key_id": None,
-                              "fingerprint": None, "signed": False}
+                              "report_sha256": report.sha256, "pdf_sha256": pdf.sha256,
+                              "key_id": None, "fingerprint": None, "signed": False}
 
-    if key and published.signature is not None and published.fingerprint is not None:
-        fingerprint = published.fingerprint
-        check = gpg.verify_detached(report_path, gnupghome=ctx.gnupghome,
-                                    expected_fingerprint=fingerprint)
+    if key and report.fingerprint is not None:
+        fingerprint = report.fingerprint
         pub = gpg.export_public(fingerprint, ctx.gnupghome, reports / f"{BASENAME}.pub.asc")
-        files += [published.signature, pub]
+        checks = []
+        for published in (report, pdf):
+            assert published.signature is not None  # publish signs whenever given a key
+            check = gpg.verify_detached(published.path, gnupghome=ctx.gnupghome,
+                                        expected_fingerprint=fingerprint)
+            files.append(published.signature)
+            checks.append(check)
+            ctx.say(f"signed {published.signature} with {fingerprint}: {check.detail}")
+            if not check.ok:
+                problems.append(f"{published.path.name}: signature does not verify: "
+                                f"{check.detail}")
+        files.append(pub)
         detail.update(key_id=key, fingerprint=fingerprint, signed=True,
-                      signature_check=check.detail)
-        ctx.say(f"signed {published.signature} with {fingerprint}: {check.detail}")
-        if not check.ok:
-            problems.append(f"signature does not verify: {check.detail}")
+                      signature_check=checks[0].detail, pdf_signature_check=checks[1].detail)
     else:
         durable.remove_durably([reports / f"{BASENAME}.pub.asc"])
         problems.append("no GnuPG key (--key or $AURORA_GPG_KEY): the report is not signed")
         ctx.say(problems[-1])
 
-    note = ctx.evidence.ledger.checkpoint()
-    checkpoint = durable.atomic_write(reports / f"{BASENAME}.checkpoint", note.encode())
     files.append(checkpoint)
-    head = note.splitlines()
     detail["checkpoint"] = {"size": int(head[1]), "root_b64": head[2]}
-    ctx.say(f"checkpoint at tree size {head[1]}")
 
     export = reports / "prometheus-72h.json"
     try:

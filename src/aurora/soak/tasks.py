@@ -247,8 +247,12 @@ def anomaly_check(ctx: TaskContext) -> TaskOutcome:
 
 
 def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path,
-                     key: str | None = None) -> tuple[dict[str, Any], Published]:
-    """Build and publish an SLO report (signed with ``key`` if given, in one durable step)."""
+                     key: str | None = None, *, checkpoint_note: str | None = None
+                     ) -> tuple[dict[str, Any], Published]:
+    """The seed's reporter over ``soak_seconds`` of soak clock, with the home's evidence
+    (ledger, incidents, backups, drills) over the same window, published (signed with
+    ``key`` if given) in one durable step."""
+    from aurora.docket.evidence import gather
     from aurora.slo.report import build_report, write_report
 
     window = ctx.timing.report_window(soak_seconds)
@@ -256,6 +260,9 @@ def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path,
     with ctx.prometheus() as prom:
         document = build_report(prom, treaty_id=ctx.plan.treaty_id, window=window, at=now,
                                 prometheus_url=ctx.stack.prometheus_url)
+    document["evidence"] = gather(
+        ctx.home, since=now - timedelta(seconds=document["window_seconds"]), until=now,
+        checkpoint_note=checkpoint_note)
     published = write_report(document, output, key, gnupghome=ctx.gnupghome)
     ctx.say(f"wrote {output}: {document['summary']} (window {window})")
     return document, published

@@ -3,6 +3,8 @@
 The document is canonical JSON (RFC 8785), like every report Aurora signs; with a key it
 gets ``.asc`` and ``.sha256`` exactly as the governance report does (``aurora.gpg.publish``):
 a run without a key removes the previous run's ``.asc``, so the verdict is visibly unsigned.
+``day7-gate.pdf`` beside it is the same document for the board (``aurora.docket``), signed
+and checksummed the same way.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from rich.table import Table
 
 from aurora import gpg
 from aurora.canonical import canonical_json
+from aurora.docket.files import write_pdf
+from aurora.docket.render import gate_html
 from aurora.home import Home
 from aurora.soak.collect import collect
 from aurora.soak.gate import MARKS, GateResult, evaluate
@@ -33,6 +37,7 @@ class Verdict:
     path: Path
     signed: gpg.Published | None  # None: unsigned (and no stale .asc left beside it)
     sign_note: str
+    pdf: Path | None = None
 
 
 def document(state: SoakState, result: GateResult) -> dict[str, Any]:
@@ -59,11 +64,16 @@ def run_gate(home: Home, soak_id: str | None = None, *, key: str | None = None,
     doc = document(state, result)
     path = output or home.reports_dir / GATE_FILE
     published = gpg.publish(path, canonical_json(doc), key, gnupghome=gnupghome)
+    # the same document for the board, published the same way
+    pdf = write_pdf(doc, path, gate_html, key, gnupghome=gnupghome)
     if published.signature is None:
         return Verdict(state, result, doc, path, None,
-                       "unsigned: no key (--key or $AURORA_GPG_KEY)")
+                       f"unsigned: no key (--key or $AURORA_GPG_KEY); {pdf.path.name} beside it",
+                       pdf.path)
+    assert pdf.signature is not None
     return Verdict(state, result, doc, path, published, f"signed with {key}: "
-                   f"{published.signature.name}, {published.checksum.name}")
+                   f"{published.signature.name}, {published.checksum.name}, "
+                   f"{pdf.signature.name}, {pdf.checksum.name}", pdf.path)
 
 
 def gate_table(verdict: Verdict) -> Table:
