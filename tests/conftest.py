@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, TESTDATA, free_port, make_home  # noqa: F401  (re-exported)
+from support import REPO, TESTDATA, free_port, make_home, tools_check  # noqa: F401
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tools_check(item)  # the one skip-or-fail rule for tests that need a system tool
 
 
 @pytest.fixture
