@@ -20,7 +20,8 @@ in order, as an operator's day would:
 6. the SLO report and the runbook's soak blocks (before day 1, hour 72, day 7);
 7. tampering with the live ledger: the provenance auditor's counters move, the SEV1 alert
    fires in Prometheus, an incident opens; the runbook's SEV1 steps and emergency rollback;
-8. `make down` leaves a self-contained ledger file; the runbook's data recovery.
+8. rotating the chaos and incident-receiver bearer tokens (the runbook's block);
+9. `make down` leaves a self-contained ledger file; the runbook's data recovery.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import httpx
 import pytest
 
 from aurora.slo.queries import SEED_FILL_P95
+from aurora.tokens import CHAOS, INCIDENTS, NAMES, bearer_header, read_token
 from integration.live import LiveStack, running_stack, wait_until
 from support import REPO
 
@@ -379,7 +381,37 @@ make up
     assert (op.root / "ops" / "backups" / "ledger-latest.db.gz").is_file()
 
 
-# --- 8. a clean stop; data recovery -------------------------------------------------------
+# --- 8. rotating the bearer tokens ---------------------------------------------------------
+
+
+def test_rotating_the_tokens(op: Operator) -> None:
+    home = op.live.home
+    before = {name: read_token(home, name) for name in NAMES}
+    assert all(before.values())
+    keys = {p: p.read_bytes() for p in home.secrets_dir.rglob("*")
+            if p.is_file() and p.suffix != ".token"}
+    # docs/RUNBOOK.md, "Tokens": rotating them
+    op.sh("""
+rm secrets/incidents.token secrets/chaos.token   # the ones to rotate
+aurora init                                      # writes new ones, keeps every key
+aurora down && aurora up                          # the services read their token at start
+""")
+    after = {name: read_token(home, name) for name in NAMES}
+    assert all(after[name] and after[name] != before[name] for name in NAMES)
+    assert {p: p.read_bytes() for p in keys} == keys
+    # the old tokens are refused by the restarted services, the new ones accepted
+    stack = op.live.stack
+    for url, name in ((f"{stack.incidents_url}/incidents", INCIDENTS),
+                      (f"{stack.providers_url}/chaos", CHAOS)):
+        assert httpx.get(url, headers=bearer_header(before[name]), timeout=10
+                         ).status_code == 401, url
+        assert httpx.get(url, headers=bearer_header(after[name]), timeout=10
+                         ).status_code == 200, url
+    assert json.loads(op.sh("aurora chaos list --json").stdout)["events"] == []
+    op.sh("aurora incident list --open")
+
+
+# --- 9. a clean stop; data recovery -------------------------------------------------------
 
 
 def test_make_down_leaves_a_self_contained_ledger_file(op: Operator, tmp_path: Path) -> None:
