@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from support import REPO, TESTDATA, PgCluster, free_port, make_home  # noqa: F401  (re-exported)
+from support import (  # noqa: F401  (re-exported)
+    REPO,
+    TESTDATA,
+    PgCluster,
+    free_port,
+    make_home,
+    tools_check,
+)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tools_check(item)  # the one skip-or-fail rule for tests that need a system tool
 
 
 @pytest.fixture

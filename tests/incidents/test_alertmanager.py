@@ -14,11 +14,11 @@ from aurora.errors import ConfigError
 from aurora.home import Home
 from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
 from aurora.incidents.webhook import MAX_ALERTS
+from support import needs_tools
 
 REPO = Path(__file__).resolve().parents[2]
 AMTOOL = shutil.which("amtool")
-needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool (prometheus-alertmanager) "
-                                  "is not installed; make system-deps installs it")
+needs_amtool = needs_tools("amtool")
 
 
 def amtool(*argv: str) -> subprocess.CompletedProcess[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,6 +18,7 @@ from ledger_support import both
 from aurora.home import Home
 from aurora.ledger import Ledger
 from aurora.ledger.audit import audit
+from aurora.ledger.entry import Entry
 from aurora.ledger.note import Verifier
 from aurora.ledger.storage import ledger_location
 
@@ -91,3 +94,30 @@ def test_concurrent_processes_share_one_order(home: Path) -> None:
     assert len(acked) == 240  # every seq given out once
     assert check_log(home, acked) == 240
     assert sorted(acked) == list(range(240))
+
+
+def test_a_closed_ledger_is_one_self_contained_file(home: Path, tmp_path: Path) -> None:
+    """Closing a writer folds the WAL into the database, even while another process's reader
+    (the bridge's provenance auditor, the incident receiver) still has the file open: a copy
+    of remembrancer.db alone, the way operators copy it, holds every entry."""
+    h = Home(home)
+    writer = Ledger.open(h)
+    writer.append(Entry(kind="note", data={"first": True}))
+    reader = Ledger.open(h, readonly=True)
+    assert reader.size() == 1  # its connection is open, as a service's would be
+    writer.extend(Entry(kind="note", data={"i": i}) for i in range(299))
+    writer.append(Entry(kind="note", data={"last": True}))
+    writer.close()
+    try:
+        wal = h.ledger_db.with_name(h.ledger_db.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+        copy = tmp_path / "remembrancer.db"
+        shutil.copyfile(h.ledger_db, copy)
+        db = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+        try:
+            assert db.execute("SELECT count(*) FROM audit_log").fetchone()[0] == 301
+        finally:
+            db.close()
+        assert reader.size() == 301
+    finally:
+        reader.close()

@@ -1,7 +1,7 @@
 """The gate on tampered copies of the passing rehearsal: each fault fails the right item.
 
 Each test copies the finished rehearsal's home, changes one thing after the fact and runs the
-gate on the copy (its stack is down: SLOs come from the recorded daily checks).
+gate on the copy (its stack is down; SLOs always come from the recorded daily checks).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def copy(rehearsal: Rehearsed, tmp_path: Path) -> Home:
 
 
 def gate(home: Home, rehearsal: Rehearsed) -> Verdict:
-    return run_gate(home, rehearsal.result.state.soak_id, use_prometheus=False)
+    return run_gate(home, rehearsal.result.state.soak_id)
 
 
 def failing(verdict: Verdict) -> dict[str, str]:

@@ -109,6 +109,12 @@ class ProvenanceAuditor:
         problem = order_record_problem(row.entry, self._tenant_keys, self._provider_keys)
         return f"leaf {seq}: {problem}" if problem else None
 
+    def close(self) -> None:
+        """Close the auditor's read connection to the ledger (at shutdown)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
     def audit(self, now: float) -> None:
         """Check every pending record a signed checkpoint now covers (scrape thread)."""
         try:

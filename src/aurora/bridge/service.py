@@ -181,6 +181,8 @@ class BridgeService:
         await self.state.close()
         # uvicorn re-raises SIGTERM once it has shut down, so this lifespan exit is the last
         # moment to commit what is queued and persist a checkpoint covering every entry.
+        if self.auditor is not None:
+            self.auditor.close()
         await asyncio.to_thread(self.ledger.close)
 
     @staticmethod

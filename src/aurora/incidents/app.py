@@ -71,10 +71,11 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
 
 
 class Receiver:
-    def __init__(self, home: Home, store: IncidentStore | None, check_every: float) -> None:
+    def __init__(self, home: Home, store: IncidentStore | None, check_every: float,
+                 owns_store: bool | None = None) -> None:
         self.home = home
         self.store = store
-        self._owns_store = store is None
+        self._owns_store = store is None if owns_store is None else owns_store
         self.check_every = check_every
         self.webhooks = metrics.WebhookCounts()
         self._ingest_turn = asyncio.Lock()
@@ -213,12 +214,15 @@ def _needs_token(path: str) -> bool:
 
 
 def create_app(home: Home, *, store: IncidentStore | None = None,
-               check_every: float = 15.0, token: str | None = None) -> Starlette:
+               check_every: float = 15.0, token: str | None = None,
+               owns_store: bool | None = None) -> Starlette:
     """The receiver; it opens (and closes) its own store unless one is given (tests).
 
     With ``token`` every path but ``/healthz`` and ``/metrics`` needs it as a bearer token
-    (Alertmanager sends it, see ``aurora.incidents.alertmanager``)."""
-    receiver = Receiver(home, store, check_every)
+    (Alertmanager sends it, see ``aurora.incidents.alertmanager``). ``owns_store``: close a
+    given store at shutdown too (the lifespan's exit is the last moment: uvicorn re-raises
+    SIGTERM once it has shut down)."""
+    receiver = Receiver(home, store, check_every, owns_store)
     middleware = [] if token is None else [
         Middleware(BearerAuth, token=token, protected=_needs_token)]
     app = Starlette(routes=[

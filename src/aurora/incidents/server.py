@@ -34,7 +34,10 @@ def serve(home: Home | None = None, *, port: int | None = None, host: str | None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     try:
-        uvicorn.run(create_app(home, store=store, check_every=check_every, token=token),
+        # the app closes the store on shutdown: after uvicorn.run the re-raised SIGTERM
+        # would end the process before a `finally` here ran (closing twice is harmless)
+        uvicorn.run(create_app(home, store=store, check_every=check_every, token=token,
+                               owns_store=True),
                     host=bind, port=port or stack.incidents_port,
                     log_level="warning", access_log=False, lifespan="on")
     finally:

@@ -222,16 +222,17 @@ def gate(
                             help="Sign reports/day7-gate.json (default: $AURORA_GPG_KEY; none: "
                                  "unsigned)."),
     output: Path = typer.Option(None, "--output", "-o", help="Default: reports/day7-gate.json."),
-    no_prometheus: bool = typer.Option(False, "--no-prometheus",
-                                       help="Judge SLOs from the recorded daily checks only."),
+    no_prometheus: bool = typer.Option(False, "--no-prometheus", hidden=True,
+                                       help="Kept for old scripts: the gate never queries "
+                                            "Prometheus (SLOs come from the recorded checks)."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Evaluate the Day-7 checklist from evidence: exit 0 pass, 1 fail, 3 inconclusive."""
     from aurora.gpg import chosen_key
     from aurora.soak.verdict import run_gate
 
-    verdict = run_gate(Home.discover(), soak, key=chosen_key(key), output=output,
-                       use_prometheus=not no_prometheus)
+    del no_prometheus  # the verdict is the recorded evidence's, with or without Prometheus
+    verdict = run_gate(Home.discover(), soak, key=chosen_key(key), output=output)
     if as_json:
         print(json_text(verdict.document, indent=2))
     else:

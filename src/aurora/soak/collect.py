@@ -29,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aurora.config import load_stack
 from aurora.digests import sha256_file
 from aurora.drills.window import DrillWindow
 from aurora.errors import AuroraError
@@ -53,7 +52,6 @@ from aurora.soak.gate import (
     SloFacts,
 )
 from aurora.soak.schedule import DRILLS, GOVERNANCE, REQUIRED_DAYS, Slot
-from aurora.soak.spans import Timing
 from aurora.soak.state import SoakState, TaskRecord, to_soak_time
 from aurora.wire import parse_rfc3339, utc_now
 
@@ -388,32 +386,18 @@ def incident_facts(home: Home, ledger: Ledger, state: SoakState, until: datetime
 # --- SLOs -------------------------------------------------------------------------------------
 
 
-def slo_facts(home: Home, state: SoakState, until: datetime, use_prometheus: bool) -> SloFacts:
-    from aurora.slo.prometheus import PrometheusClient
+def slo_facts(home: Home, state: SoakState) -> SloFacts:
+    """The daily SLO checks as recorded, re-verified; Prometheus is not asked again."""
     from aurora.soak import slo
 
-    def recorded(why: str) -> SloFacts:
-        return SloFacts("recorded", why, recorded=_daily(
-            state, "slo-check", lambda r: file_problems(home, r)))
-
-    if not use_prometheus:
-        return recorded("Prometheus not consulted (--no-prometheus)")
-    url = load_stack(home).prometheus_url
-    timing = Timing.of(state.plan)
-    start = min((r.real_start for r in state.finished.values()), default=state.real_start)
-    try:
-        with PrometheusClient(url) as prom:
-            if not prom.ready():
-                return recorded(f"Prometheus at {url} is unreachable")
-            segments, covered = slo.judge_span(prom, state.plan.treaty_id, (start, until),
-                                               slo.drill_holes(drill_windows(state)),
-                                               timing.min_segment_s)
-    except AuroraError as exc:
-        return recorded(f"Prometheus at {url}: {exc}")
-    if not segments or all(v is None for seg in segments for v in seg["verdicts"].values()):
-        return recorded(f"Prometheus at {url} holds no data for the soak's span")
-    return SloFacts("prometheus", f"Prometheus at {url} answered", tuple(segments),
-                    round(covered, 3))
+    days = _daily(state, "slo-check", lambda r: file_problems(home, r))
+    checks = [state.finished[s.key] for d in range(1, REQUIRED_DAYS + 1)
+              if (s := _slot(state, "slo-check", d)) is not None and s.key in state.finished]
+    segments = tuple(seg for r in checks for seg in r.detail.get("segments", []))
+    free = [r.detail.get("drill_free_s") for r in checks]
+    drill_free = sum(float(f) for f in free if f is not None) \
+        if checks and None not in free else None
+    return SloFacts(days, segments, drill_free, slo.judged_seconds(segments))
 
 
 # --- RPO --------------------------------------------------------------------------------------
@@ -451,8 +435,7 @@ def rpo_facts(ledger: Ledger, state: SoakState, until: datetime) -> RpoFacts:
 # --- all of it --------------------------------------------------------------------------------
 
 
-def collect(home: Home, soak_id: str | None = None, *, use_prometheus: bool = True
-            ) -> tuple[SoakState, GateFacts]:
+def collect(home: Home, soak_id: str | None = None) -> tuple[SoakState, GateFacts]:
     with open_readonly(home) as ledger:
         state = load_state(ledger, soak_id)
         until = state.ended or utc_now()
@@ -461,7 +444,7 @@ def collect(home: Home, soak_id: str | None = None, *, use_prometheus: bool = Tr
             days_planned=state.plan.days,
             ended=state.ended is not None,
             smoke=_daily(state, "smoke", lambda r: file_problems(home, r)),
-            slo=slo_facts(home, state, until, use_prometheus),
+            slo=slo_facts(home, state),
             incidents=incident_facts(home, ledger, state, until),
             backups=_daily(state, "backup", lambda r: backup_problems(home, ledger, r)),
             governance=governance_fact(home, state),

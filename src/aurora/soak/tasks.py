@@ -175,17 +175,32 @@ def slo_check(ctx: TaskContext) -> TaskOutcome:
         return TaskOutcome(False, f"Prometheus: {exc}", detail={"error": str(exc)})
     verdicts = slo.overall(segments)
     ctx.say(f"{literal} = {seed_value}")
+    for seg in segments:
+        if seg["insufficient"]:
+            ctx.say(f"NOTE  {seg['start']} .. {seg['end']}: {seg['insufficient']}")
     for name, verdict in verdicts.items():
         values = [seg["values"][name] for seg in segments]
-        ctx.say(f"{'PASS' if verdict else 'FAIL'}  {name:<14} {values}")
+        mark = "PASS" if verdict else "FAIL" if verdict is False else "----"
+        ctx.say(f"{mark}  {name:<14} {values}")
     missed = [n for n, v in verdicts.items() if v is False]
-    unknown = [n for n, v in verdicts.items() if v is None]
+    # no value although the segment had orders enough: the data is missing, not too thin
+    unknown = sorted({n for seg in segments if not seg["insufficient"]
+                      for n, v in seg["verdicts"].items() if v is None})
     passed = not missed and not unknown
-    summary = ("every SLO met" if passed else
-               "not met: " + ", ".join(missed) if missed else "no data: " + ", ".join(unknown))
+    judged = slo.judged_seconds(segments)
+    summary = ("not met: " + ", ".join(missed) if missed else
+               "no data: " + ", ".join(unknown) if unknown else
+               "every SLO met" if judged else "insufficient data (too few orders)")
+    # what the gate needs, recorded now: it never asks Prometheus again (the verdict is a
+    # function of this evidence, whether or not Prometheus still runs at Day 7)
     return TaskOutcome(passed, f"{summary} ({len(segments)} segment(s), {covered:.0%} of "
                        "the time since the last check)",
                        detail={"span": [format_rfc3339(start), format_rfc3339(end)],
+                               "drill_holes": [[format_rfc3339(a), format_rfc3339(b)]
+                                               for a, b in holes],
+                               "drill_free_s": round(slo.drill_free_seconds((start, end),
+                                                                            holes), 3),
+                               "judged_s": round(judged, 3),
                                "segments": segments, "verdicts": verdicts,
                                "covered_share": round(covered, 3), "seed_query": literal,
                                "seed_value": seed_value})

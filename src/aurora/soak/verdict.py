@@ -56,10 +56,9 @@ def document(state: SoakState, result: GateResult) -> dict[str, Any]:
 
 
 def run_gate(home: Home, soak_id: str | None = None, *, key: str | None = None,
-             gnupghome: Path | None = None, output: Path | None = None,
-             use_prometheus: bool = True) -> Verdict:
+             gnupghome: Path | None = None, output: Path | None = None) -> Verdict:
     """Collect, judge, write ``reports/day7-gate.json`` and sign it when a key is given."""
-    state, facts = collect(home, soak_id, use_prometheus=use_prometheus)
+    state, facts = collect(home, soak_id)
     result = evaluate(facts)
     doc = document(state, result)
     path = output or home.reports_dir / GATE_FILE
