@@ -1,13 +1,14 @@
 """Every command the README's "Operating it" table and docs/RUNBOOK.md's code blocks document
-is run, as written, by tests/integration/test_operator_commands_live.py.
+is run, as written, by tests/integration/test_operator_commands_live.py (one stack in the
+default mode) or tests/canary/test_canary_live.py (the canary, in the replicated mode).
 
-A documented command is covered when that module passes a string literal to ``sh``/``start``
-holding a command with the same words (``shlex``), where a placeholder (``ID``, ``NAME``,
-``TEXT``, ``FILE``, ``KEYID``, ``N``, ``<...>``, ``INC-…``) on the documented side or a
-formatted value on the test's side stands for any one word, and ``[--option ...]`` is
-optional. In a table cell, a bare word after the cell's first command is a subcommand of it
-(`` `aurora chaos outage ...`, `list` `` documents ``aurora chaos list``): covered by any run
-command that starts with it. Pure: reads the files, runs nothing.
+A documented command is covered when one of those modules passes a string literal to
+``sh``/``start`` holding a command with the same words (``shlex``), where a placeholder
+(``ID``, ``NAME``, ``TEXT``, ``FILE``, ``KEYID``, ``N``, ``<...>``, ``INC-…``) on the
+documented side or a formatted value on the test's side stands for any one word, and
+``[--option ...]`` is optional. In a table cell, a bare word after the cell's first command
+is a subcommand of it (`` `aurora chaos outage ...`, `list` `` documents
+``aurora chaos list``): covered by any run command that starts with it. Pure: reads the files, runs nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import shlex
 
 from support import REPO
 
-LIVE = REPO / "tests" / "integration" / "test_operator_commands_live.py"
+LIVE = (REPO / "tests" / "integration" / "test_operator_commands_live.py",
+        REPO / "tests" / "canary" / "test_canary_live.py")
 PROGRAMS = ("aurora", "make", "python3", "sqlite3", "curl", "gpg", "gunzip", "echo", "export",
             "nohup", "jq", "amtool")
 PLACEHOLDER = re.compile(r"^(ID|NAME|TEXT|FILE|KEYID|N|INC-…|.*<[^>]+>.*)$")
@@ -72,7 +74,8 @@ def runbook_commands() -> list[tuple[str, bool]]:
 def commands_run() -> list[list[str]]:
     """The commands the live module runs: literal arguments of ``sh``/``start``."""
     tested = []
-    for node in ast.walk(ast.parse(LIVE.read_text())):
+    nodes = [n for module in LIVE for n in ast.walk(ast.parse(module.read_text()))]
+    for node in nodes:
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr in ("sh", "start") and node.args):
             continue
@@ -114,7 +117,8 @@ def test_every_documented_command_is_run_by_a_test() -> None:
     tested = commands_run()
     missing = [command for command, prefix in readme_commands() + runbook_commands()
                if not covered(command, prefix, tested)]
-    assert missing == [], "documented but never run as written by " + LIVE.name
+    assert missing == [], "documented but never run as written by " + " or ".join(
+        m.name for m in LIVE)
 
 
 def test_a_command_documented_but_not_run_is_reported() -> None:

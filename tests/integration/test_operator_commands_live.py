@@ -241,7 +241,8 @@ def test_the_slo_report_and_the_runbooks_soak_blocks(op: Operator) -> None:
           "--output reports/daily-by-hand.json")
     assert json.loads((op.root / "reports" / "daily-by-hand.json").read_text())["window"]
     op.sh("aurora slo report")
-    op.sh("aurora slo render reports/daily-by-hand.json --format pdf")
+    by_hand = op.root / "reports" / "daily-by-hand.json"
+    op.sh(f"aurora slo render {by_hand}")
     assert (op.root / "reports" / "daily-by-hand.pdf").read_bytes().startswith(b"%PDF")
     # the soak in the foreground, interrupted (the runbook's `nohup ... &` below resumes it)
     soak = op.start("aurora soak start")
