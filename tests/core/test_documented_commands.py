@@ -8,7 +8,8 @@ A documented command is covered when one of those modules passes a string litera
 documented side or a formatted value on the test's side stands for any one word, and
 ``[--option ...]`` is optional. In a table cell, a bare word after the cell's first command
 is a subcommand of it (`` `aurora chaos outage ...`, `list` `` documents
-``aurora chaos list``): covered by any run command that starts with it. Pure: reads the files, runs nothing.
+``aurora chaos list``): covered by any run command that starts with it. Pure: reads the
+files, runs nothing.
 """
 
 from __future__ import annotations
