@@ -99,8 +99,10 @@ def test_prometheus_yml_is_the_seeds_plus_rules_alerting_and_incidents() -> None
     ours = load(OPS / "prometheus.yml")
     assert ours["global"] == seed["global"]
     assert ours["scrape_configs"][:2] == seed["scrape_configs"]
-    assert [j["job_name"] for j in ours["scrape_configs"][2:]] == ["aurora-incidents"]
+    assert [j["job_name"] for j in ours["scrape_configs"][2:]] == ["aurora-incidents",
+                                                                   "aurora-canary"]
     assert ours["scrape_configs"][2]["static_configs"] == [{"targets": ["localhost:9111"]}]
+    assert ours["scrape_configs"][3]["static_configs"] == [{"targets": ["localhost:9129"]}]
     assert ours["rule_files"] == ["prometheus/rules/*.yml"]
     assert ours["alerting"] == {"alertmanagers": [{"static_configs": [
         {"targets": ["localhost:9093"]}]}]}
@@ -141,7 +143,10 @@ def test_every_alert_is_labelled_and_documented() -> None:
         expr = rule["expr"]
         assert (re.search(r"(by|on) \((le, )?treaty_id\)", expr) or expr.startswith("up{")
                 or (rule["alert"] == "AuroraIncidentSlaBreached"
-                    and expr.startswith("sum by (sev) (")))
+                    and expr.startswith("sum by (sev) ("))
+                # a canary's alerts are per rollout (its orders span every treaty's track)
+                or (rule["alert"].startswith("AuroraCanary")
+                    and expr.startswith("max by (rollout) (")))
 
 
 def test_sev1_and_sla_breach_alerts() -> None:

@@ -499,11 +499,14 @@ def rehearse_command(
         for name in chosen:
             with console.status(f"{name}: starting…") as status:
                 results.append(rehearse_scenario(name, root, options, on_step=status.update))
+        document = json.dumps([r.to_json() for r in results], indent=2)
+        if home_dir:
+            (root / "rehearsal.json").write_text(document + "\n")
     finally:
         if not home_dir:
             shutil.rmtree(root, ignore_errors=True)
     if as_json:
-        print(json.dumps([r.to_json() for r in results], indent=2))
+        print(document)
     else:
         for r in results:
             mark = "✔" if r.ok else "✘"
@@ -513,5 +516,7 @@ def rehearse_command(
             print(f"  {inv.acked} orders acknowledged, {len(inv.lost)} missing from the "
                   f"ledger, {len(inv.duplicated)} nonces recorded twice; "
                   f"{r.deploy_entries} deploy entries; report {r.report}")
+        if home_dir:
+            print(f"results: {root / 'rehearsal.json'}")
     if not all(r.ok for r in results):
         raise typer.Exit(1)

@@ -12,6 +12,7 @@ from aurora.slo import queries as q
 from aurora.slo.catalog import (
     BUDGETS,
     BURN_WINDOWS,
+    CANARY_ALERTS,
     INTEGRITY_ALERTS,
     MIN_EVENTS_IN_LONG_WINDOW,
     NO_TRAFFIC_HOLD,
@@ -47,6 +48,9 @@ def recording_rules() -> dict[str, Any]:
     return {"groups": [{
         "name": "aurora-slo-quantiles",
         "rules": [{"record": name, "expr": expr} for name, expr in q.QUANTILE_RECORDS.items()],
+    }, {
+        "name": "aurora-slo-per-track",
+        "rules": [{"record": name, "expr": expr} for name, expr in q.TRACK_RECORDS.items()],
     }]}
 
 def alert_rules() -> dict[str, Any]:
@@ -74,6 +78,7 @@ def alert_rules() -> dict[str, Any]:
         {"name": "aurora-availability", "rules": availability},
         # SEV1: the record at risk; and the incident process itself failing
         {"name": "aurora-integrity", "rules": threshold_rules(INTEGRITY_ALERTS)},
+        {"name": "aurora-canary", "rules": threshold_rules(CANARY_ALERTS)},
     ]}
 
 def burn_threshold(budget: BudgetSLO, window: BurnWindow) -> tuple[str, bool]:
