@@ -25,9 +25,10 @@ from aurora.canary.live import CONTROLLER, PROXY, Split, members
 from aurora.canonical import canonical_json
 from aurora.config import load_stack
 from aurora.home import Home
+from aurora.slo import artifacts, queries
 from aurora.soak.verdict import GATE_KIND
 from aurora.stack import UpOptions, down, up
-from support import PgCluster, make_home, needs_tools
+from support import REPO, PgCluster, make_home, needs_tools
 
 pytestmark = [pytest.mark.integration,
               needs_tools("haproxy", "prometheus", "gpg")]
@@ -104,6 +105,23 @@ def test_a_rollout_started_after_the_gate_watched_and_aborted_by_hand(
         time.sleep(1)
     assert {t for t, _ in tracks} >= {"stable", "canary"}, tracks
     assert any(t == "canary" and v.startswith("config-") for t, v in tracks)
+    # the dashboard's per-track and canary panels and the canary alerts' signals answer
+    dashboard = json.loads((REPO / "ops/grafana/grafana-kpi-panels-patch.json").read_text())
+    wanted = {e for e in artifacts.iter_dashboard_exprs(dashboard["dashboard"])
+              if "aurora_canary_" in e or "track" in e}
+    wanted |= {queries.ALERT_SIGNALS["canary_aborted"],
+               queries.ALERT_SIGNALS["canary_inconclusive"]}
+    assert len(wanted) >= 8
+
+    def silent() -> list[str]:
+        return [e for e in sorted(wanted) if not httpx.get(
+            f"{prom}/api/v1/query", params={"query": e}, timeout=10).json()["data"]["result"]]
+
+    for _ in range(90):
+        if not (missing := silent()):
+            break
+        time.sleep(1)
+    assert not missing, missing
 
     status = json.loads(shell.sh("aurora canary status --json"))
     assert status["state"]["weight"] == 10 and status["state"]["phase"] == "step"

@@ -83,6 +83,7 @@ def run(home: Home, rollout_id: str, *, interval_s: float, linger_s: float,
             rollout = load(ledger, rollout_id)
             version = str(rollout.start["candidate"].get("version", "candidate"))
             base = split.served()  # counts are per step: from the step's first weight
+            metrics.show(rollout_id, rollout.state, (), (0, 0))
             while not rollout.state.done:
                 time.sleep(interval_s)
                 rollout = load(ledger, rollout_id)  # an operator's abort is in the ledger

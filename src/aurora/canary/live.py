@@ -20,7 +20,9 @@ candidate's as stable. ``aurora down`` stops every process here by its PID file.
 
 from __future__ import annotations
 
+import hashlib
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,8 +96,16 @@ class Split:
         return self.home.data_dir / "canary"
 
     @property
+    def admin_socket(self) -> Path:
+        """HAProxy's admin socket. A Unix socket path has at most 107 bytes (HAProxy takes
+        97), which a home deep in a temporary directory exceeds: it lives in the temporary
+        directory, named after the home."""
+        digest = hashlib.sha256(str(self.home.root.resolve()).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"aurora-split-{digest}.sock"
+
+    @property
     def api(self) -> haproxy.RuntimeApi:
-        return haproxy.RuntimeApi(self.dir / "haproxy.sock", self.dir / "weight.map")
+        return haproxy.RuntimeApi(self.admin_socket, self.dir / "weight.map")
 
     def config(self) -> haproxy.SplitConfig:
         s = self.stack
@@ -103,7 +113,7 @@ class Split:
             s.bind, s.bridge_port,
             stable=[haproxy.Server(s.bind, s.split_stable_port)],
             canary=[haproxy.Server(s.bind, s.split_canary_port)],
-            admin_socket=self.dir / "haproxy.sock", weight_map=self.dir / "weight.map")
+            admin_socket=self.admin_socket, weight_map=self.dir / "weight.map")
 
     # --- groups -----------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ from grafana_foundation_sdk.models.dashboard import (
     ThresholdsMode,
 )
 
+from aurora import metricnames as n
 from aurora.slo import queries as q
 from aurora.slo.catalog import (
     BUDGETS,
@@ -209,6 +210,32 @@ def build() -> gd.Dashboard:
                 unit="short", steps=[("green", None), ("red", 1.0)],
                 description="Incidents nobody acknowledged within their SEV's response "
                             "SLA; AuroraIncidentSlaBreached fires on any."),
+    )
+    # Side by side during a canary (aurora canary start); one "stable" line otherwise.
+    track = "{{track}} {{version}}"
+    records = q.TRACK_RECORDS
+    board = board.with_row(gd.Row("Canary: stable vs canary (per track)"))
+    board = _add(board,
+        _series("Fill rate p50 by track", [(records["track:fill_rate:p50_rate1h"], track)],
+                width=8, height=8, unit="percentunit", minmax=(0, 1),
+                steps=_steps("fill_rate_p50", fill_alert)),
+        _series("RTT p95 by track", [(records["track:rtt_ms:p95_rate5m"], track)], width=8,
+                height=8, unit="ms", steps=_steps("rtt_p95", rtt_alert)),
+        _series("Policy decision p99 by track",
+                [(records["track:policy_decision_ms:p99_rate5m"], track)], width=8,
+                height=8, unit="ms", steps=_steps("policy_p99", policy_alert)),
+        _series("Provenance coverage by track",
+                [(records["track:provenance_coverage:min"], track)], width=8, height=8,
+                unit="percentunit", minmax=(0, 1), steps=_steps("provenance", prov_alert),
+                description="The canary's must stay at 1: below it the rollout aborts."),
+        _series("Orders by track and outcome",
+                [(records["track:requests:rate5m"], "{{track}} {{outcome}}")], width=8,
+                height=8, unit="reqps"),
+        _series("Canary weight and verdicts", [
+            (f"max by (rollout) ({n.CANARY_WEIGHT})", "weight % {{rollout}}"),
+            (f"max by (rollout, phase) ({n.CANARY_PHASE}) > 0", "{{phase}}")],
+                width=8, height=8, unit="short",
+                description="The controller's weight and phase (aurora canary status)."),
     )
     board = board.with_row(gd.Row("Providers (:9110)"))
     board = _add(board,
