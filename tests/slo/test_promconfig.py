@@ -67,8 +67,11 @@ def test_runtime_config_points_at_the_stacks_ports(home: Path) -> None:
     targets = {job["job_name"]: job["static_configs"][0]["targets"]
                for job in config["scrape_configs"] if "static_configs" in job}
     assert targets == {"simulator-metrics": [f"127.0.0.1:{stack['providers_port']}"],
-                       "aurora-incidents": [f"127.0.0.1:{stack['incidents_port']}"],
-                       "aurora-canary": [f"127.0.0.1:{stack['canary_metrics_port']}"]}
+                       "aurora-incidents": [f"127.0.0.1:{stack['incidents_port']}"]}
+    # the canary controller is a target only while a rollout runs
+    [canary_sd] = next(j for j in config["scrape_configs"]
+                       if j["job_name"] == "aurora-canary")["file_sd_configs"]
+    assert json.loads(Path(canary_sd["files"][0]).read_text()) == []
     # the bridges are in a file Prometheus watches (a canary adds its groups there),
     # with the seed's labels, and track and version
     [sd] = config["scrape_configs"][0]["file_sd_configs"]

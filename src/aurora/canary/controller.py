@@ -24,6 +24,7 @@ from aurora.canary.plan import Measurement, Phase, State
 from aurora.canary.rollout import load, tick
 from aurora.home import Home
 from aurora.ledger.ledger import Ledger
+from aurora.slo.promconfig import canary_targets_path, write_canary_target
 from aurora.slo.prometheus import PrometheusClient
 from aurora.treaty import load_treaty
 from aurora.wire import rfc3339_at
@@ -78,6 +79,9 @@ def run(home: Home, rollout_id: str, *, interval_s: float, linger_s: float,
     server, _ = start_http_server(split.stack.canary_metrics_port, addr=split.stack.bind,
                                   registry=metrics.registry)
     treaty_id = load_treaty(home).treaty_id
+    targets = canary_targets_path(home)
+    if targets.parent.is_dir():  # Prometheus runs (aurora up): it scrapes us from now on
+        write_canary_target(targets, split.stack, running=True)
     try:
         with Ledger.open(home) as ledger, PrometheusClient(split.stack.prometheus_url) as prom:
             rollout = load(ledger, rollout_id)
@@ -117,4 +121,6 @@ def run(home: Home, rollout_id: str, *, interval_s: float, linger_s: float,
         time.sleep(linger_s)
         return final.phase
     finally:
+        if targets.parent.is_dir():
+            write_canary_target(targets, split.stack, running=False)
         server.shutdown()

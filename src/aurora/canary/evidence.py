@@ -22,6 +22,7 @@ from typing import Any
 
 from aurora.canary.analysis import StepJudgement
 from aurora.canary.plan import Measurement, Phase, Plan, SplitCheck, State
+from aurora.errors import AuroraError
 from aurora.ledger.entry import Entry
 
 DEPLOY = "deploy"
@@ -110,7 +111,7 @@ class Rollout:
         return list(newest.values())
 
 
-class EvidenceError(ValueError):
+class EvidenceError(AuroraError):
     """The ledger's deploy entries do not tell a rollout (none, or out of order)."""
 
 

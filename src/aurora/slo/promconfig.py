@@ -45,6 +45,7 @@ HEADER = ("# Rendered by aurora.slo.promconfig from {source}; do not edit (it is
           "every start).\n")
 
 BRIDGE_TARGETS = "bridge-targets.json"
+CANARY_TARGETS = "canary-targets.json"
 
 # job name in ops/prometheus.yml -> StackConfig port field
 JOB_PORTS = {
@@ -193,6 +194,13 @@ def write_runtime_config(
         field = JOB_PORTS.get(job.get("job_name", ""))
         if field is None:
             continue
+        if field == "canary_metrics_port":
+            # only while a rollout runs (the controller lists itself): no target is down
+            path = canary_targets_path(home, out)
+            write_canary_target(path, stack, running=False)
+            job.pop("static_configs", None)
+            job["file_sd_configs"] = [{"files": [str(path)], "refresh_interval": "5s"}]
+            continue
         if field == "metrics_port":
             # The bridges' targets live in a file Prometheus watches, so a canary can add
             # its replica groups (and retire stable's) without a reload.
@@ -237,6 +245,16 @@ def write_bridge_targets(path: Path, stack: StackConfig, labels: dict[str, str],
                  "labels": {**labels, "track": g.track, "version": g.version}}
                 for g in groups if g.ports]
     atomic_write(path, (json.dumps(document, indent=2) + "\n").encode())
+
+
+def canary_targets_path(home: Home, out: Path | None = None) -> Path:
+    return (out or runtime_dir(home)) / CANARY_TARGETS
+
+
+def write_canary_target(path: Path, stack: StackConfig, *, running: bool) -> None:
+    """The ``aurora-canary`` job's ``file_sd`` document: the controller, or nothing."""
+    document = [{"targets": [f"{stack.bind}:{stack.canary_metrics_port}"]}] if running else []
+    atomic_write(path, (json.dumps(document) + "\n").encode())
 
 
 def read_bridge_labels(path: Path) -> dict[str, str]:
