@@ -34,9 +34,10 @@ status: install
 smoke-e2e: install
 	@$(BIN)/aurora smoke
 
-# lint first, so that CI (make test on a fresh machine) keeps ruff and mypy clean
+# lint first, so that CI (make test on a fresh machine) keeps ruff and mypy clean;
+# AURORA_REQUIRE_TOOLS=1: a missing system tool fails its tests instead of skipping them
 test: system-deps lint
-	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@AURORA_REQUIRE_TOOLS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install system-deps
 	@$(BIN)/python benchmarks/run_all.py

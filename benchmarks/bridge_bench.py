@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bridge_bench.py [--seconds 10] [--connections 1,16,64]
     .venv/bin/python benchmarks/bridge_bench.py --overhead [--rate 200] [--seconds 20]
+    .venv/bin/python benchmarks/bridge_bench.py --postgres [--replicas 2] [--connections 64]
 
 Throughput mode: a throwaway home whose treaty has caps high enough not to end
 the run (everything else as shipped), the provider network with
@@ -13,17 +14,23 @@ check, durable ledger append (group commit) and the receipt. Every answer is
 checked: a run counts only 200s.
 
 Overhead mode: realistic provider delays, an open-loop client at ``--rate``
-orders/s (after 5 s of unmeasured warm-up at the same rate); overhead per
-order = client-observed latency − the time spent waiting on providers (the
-sum of every attempt's duration, failed ones included, as the bridge recorded
-them in the ledger entry the receipt carries), i.e. what the bridge, the
-client's HTTP hop and the ledger add.
+orders/s (after 5 s of unmeasured warm-up at the same rate); overhead per order =
+client-observed latency − the time spent waiting on providers (the sum of every
+attempt's duration, failed ones included, as the bridge recorded them in the ledger
+entry the receipt carries), i.e. what the bridge, the client's HTTP hop and the ledger add.
+
+PostgreSQL mode (``--postgres``): the same throughput run with ``database_url`` set to a
+throwaway local cluster started for the run (``aurora.db.cluster``, durable settings:
+fsync and synchronous_commit on, as ``aurora db up``), the schema created, and
+``--replicas N`` bridge processes sharing the order port (SO_REUSEPORT), so the ledger
+appends and the treaty state's claims all go to PostgreSQL.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import shutil
@@ -31,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,8 +84,8 @@ end
 """
 
 
-def bench_home(root: Path) -> Home:
-    make_home(root)
+def bench_home(root: Path, **stack: object) -> Home:
+    make_home(root, **stack)
     treaty_path = root / "templates" / "aurora-treaty-akash.json"
     treaty = json.loads(treaty_path.read_text())
     treaty["quota"]["total_gpu_hours"] = 1e12
@@ -122,10 +130,11 @@ def run_wrk(url: str, bodies: Path, connections: int, seconds: int, script: Path
 def throughput(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk (make system-deps does it)")
-    with tempfile.TemporaryDirectory() as tmp:
-        home = bench_home(Path(tmp) / "home")
+    with tempfile.TemporaryDirectory() as tmp, postgres(args.postgres, Path(tmp)) as url:
+        home = bench_home(Path(tmp) / "home", **({"database_url": url} if url else {}))
         stack = load_stack(home)
-        up(home, UpOptions(traffic=False, observatory=False, backups=False, zero_delay=True))
+        up(home, UpOptions(traffic=False, observatory=False, backups=False, zero_delay=True,
+                           replicas=args.replicas))
         try:
             url = f"{stack.bridge_url}"
             script = Path(tmp) / "orders.lua"
@@ -146,6 +155,27 @@ def throughput(args: argparse.Namespace) -> None:
             print(verify.stdout.strip().splitlines()[0] if verify.stdout else verify.stderr)
         finally:
             down(home)
+
+
+@contextlib.contextmanager
+def postgres(wanted: bool, tmp: Path) -> Iterator[str]:
+    """A durable throwaway cluster with Aurora's schema, stopped by PID afterwards."""
+    if not wanted:
+        yield ""
+        return
+    from aurora.db import cluster, schema
+    from support import free_port
+
+    root = Path(tempfile.mkdtemp(prefix="aurora-bench-pg-"))  # searchable by postgres
+    root.chmod(0o755)
+    pg_home = Home(root)
+    running = cluster.start(pg_home, root / "data", free_port())
+    try:
+        schema.init(running.url())
+        yield running.url()
+    finally:
+        cluster.stop(pg_home)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 async def _overhead(home: Home, rate: float, seconds: float,
@@ -214,6 +244,9 @@ def main() -> None:
     parser.add_argument("--max-rate", type=float, default=4000,
                         help="pre-signed orders per second of run (must exceed the throughput)")
     parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--postgres", action="store_true",
+                        help="PostgreSQL mode: a throwaway durable local cluster")
+    parser.add_argument("--replicas", type=int, default=1)
     parser.add_argument("--rate", type=float, default=200)
     args = parser.parse_args()
     if args.overhead:

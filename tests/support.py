@@ -12,14 +12,65 @@ import shutil
 import socket
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = Path(os.environ.get("AURORA_TESTDATA", REPO / "tests" / "testdata"))
+
+
+# Under `make test` (the Makefile exports it) a missing tool fails the test: CI must not pass
+# by skipping what it was meant to run. Elsewhere (a developer's `pytest tests/x`) it skips.
+REQUIRE_TOOLS_ENV = "AURORA_REQUIRE_TOOLS"
+
+
+def missing_tools(*tools: str) -> list[str]:
+    """The tools not on PATH; ``"a|b"`` is satisfied by either name."""
+    return [tool for tool in tools
+            if not any(shutil.which(name) for name in tool.split("|"))]
+
+
+def needs_tools(*tools: str) -> pytest.MarkDecorator:
+    """Mark a test (or ``pytestmark`` a module) as needing ``tools``; the one rule that
+    decides skip or fail is ``tools_check`` (run by tests/conftest.py before each test)."""
+    return pytest.mark.needs_tools(*tools)
+
+
+def tools_check(item: pytest.Item) -> None:
+    """Skip, or under ``AURORA_REQUIRE_TOOLS=1`` fail, a test whose tools are missing."""
+    tools = [t for mark in item.iter_markers("needs_tools") for t in mark.args]
+    missing = missing_tools(*dict.fromkeys(tools))
+    if not missing:
+        return
+    reason = f"{', '.join(missing)} not installed (make system-deps installs it)"
+    if os.environ.get(REQUIRE_TOOLS_ENV) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_TOOLS_ENV}=1 makes a missing tool a failure",
+                    pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports (replicas' metrics ports)."""
+    for _ in range(100):
+        base = free_port()
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def make_home(root: Path, **stack_overrides: object) -> Path:
@@ -30,8 +81,11 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
         "data", "run", "backups", "keys"))
     stack = json.loads((root / "config" / "stack.json").read_text())
     for name in ("bridge_port", "metrics_port", "providers_port", "prometheus_port",
-                 "alertmanager_port", "incidents_port"):
+                 "alertmanager_port", "incidents_port", "split_stable_port", "split_canary_port",
+                 "canary_metrics_port"):
         stack[name] = free_port()
+    stack["replica_metrics_port"] = free_port_run(4)  # replicas 2..5
+    stack["split_metrics_port"] = free_port_run(12)  # a canary's two groups of up to 4
     stack.update(stack_overrides)
     (root / "config" / "stack.json").write_text(json.dumps(stack, indent=2))
     from aurora.home import Home
@@ -39,3 +93,70 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
 
     init_home(Home(root))
     return root
+
+
+class PgCluster:
+    """A throwaway PostgreSQL cluster (initdb + postgres on a free port), stopped by PID.
+
+    ``database()`` gives each test a fresh database: empty, or (``initialised=True``)
+    holding every registered schema, copied from a template (CREATE DATABASE ...
+    TEMPLATE is a file copy, far faster than running the DDL per test).
+    """
+
+    def __init__(self) -> None:
+        import tempfile
+
+        from aurora.db import cluster
+        from aurora.home import Home
+
+        # not under pytest's tmp_path: its parents are private to root, and the server
+        # runs as the unprivileged postgres user when the tests run as root
+        self.root = Path(tempfile.mkdtemp(prefix="aurora-pg-"))
+        self.root.chmod(0o755)
+        self.home = Home(self.root)
+        self.cluster = cluster.start(self.home, self.root / "data", free_port(), fast=True)
+        self._count = 0
+        self._template = False
+
+    @property
+    def port(self) -> int:
+        return self.cluster.port
+
+    def url(self, database: str) -> str:
+        return self.cluster.url(database)
+
+    def _admin(self, sql: str) -> None:
+        from aurora.db.postgres import connect
+
+        with connect(self.url("postgres")) as conn:
+            conn.execute(sql)
+
+    def database(self, *, initialised: bool = False) -> str:
+        """The URL of a new database of this cluster."""
+        from aurora.db import schema
+
+        if initialised and not self._template:
+            self._admin("CREATE DATABASE aurora_template")
+            schema.init(self.url("aurora_template"))
+            self._template = True
+        self._count += 1
+        name = f"t{self._count}"
+        template = "aurora_template" if initialised else "template0"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE {template}")
+        return self.url(name)
+
+    def stop_server(self) -> None:
+        """Stop the server (fast shutdown, by PID), keeping its data: a PostgreSQL outage."""
+        from aurora.db import cluster
+
+        cluster.stop(self.home)
+
+    def start_server(self) -> None:
+        """Start the stopped server again on the same port and data."""
+        from aurora.db import cluster
+
+        self.cluster = cluster.start(self.home, self.root / "data", self.port, fast=True)
+
+    def stop(self) -> None:
+        self.stop_server()
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -26,6 +26,7 @@ def _register() -> None:
     from aurora import stack_cli
     from aurora.bridge.cli import register as register_bridge
     from aurora.canary.cli import app as canary_app
+    from aurora.db.cli import app as db_app
     from aurora.drills.cli import app as drill_app
     from aurora.incidents.cli import app as incident_app
     from aurora.ledger.cli import app as ledger_app
@@ -44,6 +45,7 @@ def _register() -> None:
     register_observatory(app)
     register_ledger(app)
     app.add_typer(ledger_app, name="ledger", help="The Remembrancer: append-only Merkle audit log.")
+    app.add_typer(db_app, name="db", help="PostgreSQL for the replicated mode: up, down, init.")
     app.add_typer(chaos_app, name="chaos", help="Inject provider faults into the running network.")
     app.add_typer(slo_app, name="slo", help="SLO reports from Prometheus.")
     app.add_typer(incident_app, name="incident", help="Incidents opened by alerts.")

@@ -110,3 +110,4 @@ SINCE = _checked(_since, "duration-or-time")
 DAY = _checked(_day, "day")
 PORT = bounded(1, 65535)
 RATE = finite(0, 100_000)  # orders per second
+REPLICAS = bounded(1, 64)  # bridge processes on one machine

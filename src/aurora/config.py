@@ -24,6 +24,7 @@ from pydantic import (
 from aurora.durations import parse_duration
 from aurora.errors import ConfigError
 from aurora.home import Home
+from aurora.keys import Ed25519PublicKey, load_public_key
 from aurora.validation import first_error
 from aurora.wire import PROVIDER_ID_PATTERN, REGION_PATTERN, TENANT_ID_PATTERN
 
@@ -82,15 +83,37 @@ class StackConfig(_Strict):
     provenance_window: Duration = "1h"
     backup_every: Duration = "15m"
     traffic_rate: float | None = None
+    # Replicas (`aurora up --replicas N`, PostgreSQL mode): replica 1 keeps metrics_port,
+    # replica k >= 2 serves its metrics on replica_metrics_port + k - 2.
+    replica_metrics_port: int = 9120
+    # The canary split (`aurora canary start`): HAProxy takes bridge_port; stable's replicas
+    # take orders on split_stable_port, the candidate's on split_canary_port; a group's
+    # replica k serves metrics on split_metrics_port + k - 1 (stable) or + 8 + k - 1
+    # (canary); the canary controller's own metrics are on canary_metrics_port.
+    split_stable_port: int = 8081
+    split_canary_port: int = 8082
+    split_metrics_port: int = 9130
+    canary_metrics_port: int = 9129
+    # how long a replica's claim on a nonce and its GPU-hours holds before any replica may
+    # resolve it against the ledger (a replica that died holding it)
+    treaty_lease: Duration = "60s"
     # the signed-note key name: no spaces, no "+"
     ledger_origin: Annotated[str, StringConstraints(pattern=r"^[^\s+]+$")] = (
         "aurora.local/remembrancer")
+    # where the ledger (and, with replicas, the treaty state) lives: "" = the SQLite file
+    # ops/data/remembrancer.db (the embedded default); "postgresql://..." = PostgreSQL
+    database_url: Annotated[str, StringConstraints(
+        pattern=r"^(|postgres(ql)?://\S*)$")] = ""
 
     _durations = field_validator("fill_window", "fill_bucket_every", "provenance_window",
-                                 "backup_every")(_check_duration)
+                                 "backup_every", "treaty_lease")(_check_duration)
 
     def url(self, port: int, path: str = "") -> str:
         return f"http://{self.bind}:{port}{path}"
+
+    def replica_metrics(self, replica: int) -> int:
+        """The metrics port of bridge replica ``replica`` (1-based)."""
+        return self.metrics_port if replica <= 1 else self.replica_metrics_port + replica - 2
 
     @property
     def bridge_url(self) -> str:
@@ -276,3 +299,12 @@ class ScenariosFile(_Strict):
 
 def load_scenarios(home: Home) -> ScenariosFile:
     return load_model(home.config_dir / "scenarios.json", ScenariosFile)
+
+
+def load_order_keys(home: Home) -> tuple[dict[str, Ed25519PublicKey], dict[str, Ed25519PublicKey]]:
+    """The tenants' and the providers' public keys on file, by id: what an order's and an
+    ACK's signatures are checked with (the bridge, the auditor, ``verify-proof``)."""
+    tenants = {t.id: load_public_key(t.public_key_path(home)) for t in load_tenants(home)}
+    providers = {p.id: load_public_key(home.provider_pub(p.id))
+                 for p in load_providers(home).providers}
+    return tenants, providers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _SHORT = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)")
@@ -52,3 +53,18 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{left // size}{unit}")
             left %= size
     return "".join(parts) or "0s"
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """``7d``/``24h``/``P7D`` back from ``now``, or an RFC 3339 time; ValueError otherwise."""
+    from aurora.wire import parse_rfc3339  # pydantic: not for `aurora --help`
+
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        pass
+    try:
+        return now - timedelta(seconds=parse_duration(text))
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a duration (7d, 24h) nor an RFC 3339 time "
+                         "(2026-11-27T00:00:00Z)") from None

@@ -26,13 +26,17 @@ class Home:
         return cls(Path(env).resolve() if env else _CHECKOUT)
 
     # configuration shipped with the project
+    # A canary candidate that is a changed configuration runs stable's code with its own
+    # copy of the configuration (aurora.canary.candidate); nothing else sets these.
     @property
     def config_dir(self) -> Path:
-        return self.root / "config"
+        env = os.environ.get("AURORA_CONFIG_DIR")
+        return Path(env) if env else self.root / "config"
 
     @property
     def treaty_file(self) -> Path:
-        return self.root / "templates" / "aurora-treaty-akash.json"
+        env = os.environ.get("AURORA_TREATY_FILE")
+        return Path(env) if env else self.root / "templates" / "aurora-treaty-akash.json"
 
     @property
     def order_schema_file(self) -> Path:

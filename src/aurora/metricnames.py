@@ -52,6 +52,17 @@ INCIDENT_RESPONSE_SECONDS = "aurora_incident_response_seconds"  # histogram
 INCIDENT_WEBHOOKS = "aurora_incident_webhooks"  # counter, by outcome
 
 
+# --- the canary controller's exporter (canary_metrics_port) ---------------------------------
+
+CANARY_WEIGHT = "aurora_canary_weight"  # gauge: percent of tenants on the candidate
+CANARY_PHASE = "aurora_canary_phase"  # gauge: 1 for the current phase, by phase
+CANARY_MEASUREMENT = "aurora_canary_measurement"  # gauge: latest value, by comparison
+CANARY_THRESHOLD = "aurora_canary_threshold"  # gauge: the value's threshold, by comparison
+CANARY_SAMPLE_SIZE = "aurora_canary_sample_size"  # gauge: pairs behind it, by comparison
+CANARY_DECISION = "aurora_canary_decision"  # gauge: 1 for the latest decision, by comparison
+CANARY_SERVED = "aurora_canary_served"  # gauge: orders HAProxy served this step, by track
+
+
 def total(counter: str) -> str:
     return f"{counter}_total"
 

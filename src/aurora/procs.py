@@ -17,9 +17,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from aurora.durable import atomic_write
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
 
@@ -71,8 +73,12 @@ def spawn(
     *,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
 ) -> int:
-    """Start ``argv`` in the background as service ``name``; return its pid."""
+    """Start ``argv`` in the background as service ``name``; return its pid.
+
+    ``user`` runs it as that OS user (needs root), for servers that refuse root (PostgreSQL).
+    """
     if (pid := running(home, name)) is not None:
         raise AuroraError(f"{name} is already running (pid {pid})")
     home.run_dir.mkdir(parents=True, exist_ok=True)
@@ -85,25 +91,36 @@ def spawn(
         process = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             cwd=cwd or home.root, env=full_env, start_new_session=True,
+            **as_user(user),
         )
     start = _start_time(process.pid)
     if start is None:
         raise AuroraError(f"{name} exited at once; see {home.log_file(name)}")
-    tmp = home.pid_file(name).with_suffix(".pid.tmp")
-    tmp.write_text(json.dumps({"pid": process.pid, "start_time": start, "argv": list(argv)}))
-    tmp.replace(home.pid_file(name))
+    atomic_write(home.pid_file(name), json.dumps(
+        {"pid": process.pid, "start_time": start, "argv": list(argv)}).encode())
     return process.pid
 
 
-def stop(home: Home, name: str, *, timeout: float = 10.0) -> bool:
-    """SIGTERM service ``name`` (SIGKILL after ``timeout``); True if it was running."""
+def as_user(user: str | None) -> dict[str, Any]:
+    """``subprocess.Popen`` arguments that run the child as ``user`` with its own groups."""
+    if user is None:
+        return {}
+    import pwd
+
+    entry = pwd.getpwnam(user)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def stop(home: Home, name: str, *, timeout: float = 10.0,
+         sig: signal.Signals = signal.SIGTERM) -> bool:
+    """Send ``sig`` (SIGTERM) to service ``name``, SIGKILL after ``timeout``; True if it ran."""
     record = read_pid(home, name)
     pid = running(home, name)
     home.pid_file(name).unlink(missing_ok=True)
     if record is None or pid is None:
         return False
     try:
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout

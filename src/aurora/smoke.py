@@ -84,7 +84,7 @@ def _metric_names(text: str) -> set[str]:
 
 def run_smoke(home: Home, emit: Callable[[str], None] = print) -> bool:
     from aurora.ledger import LedgerError, Receipt
-    from aurora.ledger.note import Verifier
+    from aurora.ledger.files import load_verifier
 
     stack = load_stack(home)
     run = SmokeRun(home, stack, emit)
@@ -136,7 +136,7 @@ def run_smoke(home: Home, emit: Callable[[str], None] = print) -> bool:
         return f"signed by {provider}, commits to the order"
 
     def ledger_inclusion() -> str:
-        verifier = Verifier.from_vkey(home.ledger_vkey.read_text().strip())
+        verifier = load_verifier(home)
         try:
             receipt = Receipt.from_json(answer["receipt"])
             receipt.verify([verifier], stack.ledger_origin)

@@ -41,6 +41,7 @@ class UpOptions:
     backups: bool = True
     scenario: str | None = None
     zero_delay: bool = False  # benchmarks: no provider delay or refusals, unlimited capacity
+    replicas: int = 1  # bridge processes on the one order port (PostgreSQL mode for N > 1)
     extra_env: dict[str, str] = field(default_factory=dict)
     # Observatory timing. The production values are the seed's; tests and the compressed
     # soak rehearsal shorten intervals and scale every rule window and `for:` by time_scale.
@@ -58,7 +59,7 @@ def _prometheus_argv(options: UpOptions) -> Callable[[Home, StackConfig], list[s
 
         config = write_runtime_config(home, stack, scrape_interval=options.scrape_interval,
                                       evaluation_interval=options.evaluation_interval,
-                                      time_scale=options.time_scale)
+                                      time_scale=options.time_scale, replicas=options.replicas)
         return prometheus_argv(config, stack.prometheus_port, home.data_dir / "prometheus",
                                bind=stack.bind)
     return argv
@@ -74,6 +75,44 @@ def _alertmanager_argv(options: UpOptions) -> Callable[[Home, StackConfig], list
         return alertmanager_argv(config, stack.alertmanager_port,
                                  home.data_dir / "alertmanager", bind=stack.bind)
     return argv
+
+
+def replica_name(replica: int) -> str:
+    """Replica 1 is the service ``bridge`` (as with one bridge); the others ``bridge-K``."""
+    return "bridge" if replica <= 1 else f"bridge-{replica}"
+
+
+def _replica(replica: int) -> Service:
+    # The order port is shared, so a replica's own readiness shows on its metrics port
+    # (served just before its order socket opens; SO_REUSEPORT hands connections only to
+    # sockets that listen). Not /metrics itself: a fresh replica's first scrape re-verifies
+    # the provenance window from the ledger, which takes seconds under load; the exporter
+    # answers /favicon.ico at once without collecting.
+    return Service(replica_name(replica),
+                   lambda h, s: [*AURORA, "bridge", "--replica", str(replica)],
+                   lambda s: s.url(s.replica_metrics(replica), "/favicon.ico"))
+
+
+def running_replicas(home: Home) -> list[str]:
+    """Every bridge replica with a PID file, in replica order (``bridge`` first)."""
+    found = [p.stem for p in home.run_dir.glob("bridge-*.pid") if p.stem[7:].isdigit()]
+    return ["bridge", *sorted(found, key=lambda name: int(name[7:]))]
+
+
+def check_replicas(stack: StackConfig, replicas: int) -> None:
+    """N > 1 needs the shared treaty state, and N metrics ports that collide with nothing."""
+    if replicas < 1:
+        raise AuroraError("--replicas must be at least 1")
+    if replicas > 1 and not stack.database_url:
+        raise AuroraError(f"--replicas {replicas} needs a PostgreSQL database_url (config/"
+                          "stack.json or AURORA_DATABASE_URL): replicas share nonces and quotas "
+                          "only there (see README, Replicated mode)")
+    others = {stack.bridge_port, stack.providers_port, stack.prometheus_port,
+              stack.alertmanager_port, stack.incidents_port}
+    for k in range(1, replicas + 1):
+        if (port := stack.replica_metrics(k)) in others:
+            raise AuroraError(f"replica {k}'s metrics port {port} is taken by another service; "
+                              "set replica_metrics_port in config/stack.json")
 
 
 def services(options: UpOptions) -> list[Service]:
@@ -92,6 +131,7 @@ def services(options: UpOptions) -> list[Service]:
                 lambda s: s.url(s.providers_port, "/healthz")),
         Service("bridge", lambda h, s: [*AURORA, "bridge"],
                 lambda s: s.url(s.bridge_port, "/readyz")),
+        *(_replica(k) for k in range(2, options.replicas + 1)),
         Service("incidents", lambda h, s: [*AURORA, "incident", "serve"],
                 lambda s: s.url(s.incidents_port, "/healthz")),
         Service("alertmanager", _alertmanager_argv(options),
@@ -122,6 +162,7 @@ class Started:
 def up(home: Home, options: UpOptions, *, on_step: Callable[[str], None] = lambda _: None
        ) -> list[Started]:
     stack = load_stack(home)
+    check_replicas(stack, options.replicas)
     results: list[Started] = []
     for service in services(options):
         if service.role == "observatory" and not options.observatory:
@@ -154,8 +195,15 @@ def up(home: Home, options: UpOptions, *, on_step: Callable[[str], None] = lambd
 
 def down(home: Home, names: list[str] | None = None) -> list[tuple[str, bool]]:
     """Stop services (reverse start order) by their PID files; (name, was running)."""
-    order = list(reversed(ALL_SERVICES))
-    chosen = [n for n in order if names is None or n in names]
+    from aurora.canary.live import split_services
+
+    order = []
+    for name in reversed(ALL_SERVICES):
+        # a canary's controller, proxy and replica groups go with the bridge
+        order += ([*split_services(home), *reversed(running_replicas(home))]
+                  if name == "bridge" else [name])
+    chosen = [n for n in order if names is None or n in names
+              or (n.startswith(("bridge-", "split-", "canary-")) and "bridge" in names)]
     return [(name, procs.stop(home, name)) for name in chosen]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from aurora.cliopts import RATE
+from aurora.cliopts import RATE, REPLICAS
 from aurora.home import Home
 from aurora.provision import init_home
 
@@ -21,20 +21,24 @@ def register(app: typer.Typer) -> None:
         backups: bool = typer.Option(True, help="Run the 15-minute ledger backup loop."),
         scenario: str = typer.Option(None, help="Schedule a fault scenario "
                                      "(config/scenarios.json)."),
+        replicas: int = typer.Option(1, parser=REPLICAS, help="Bridge processes sharing the "
+                                     "order port (N > 1 needs a PostgreSQL database_url)."),
     ) -> None:
         """Start the stack in the background and wait until every service answers."""
         from rich.console import Console
         from rich.table import Table
 
         from aurora.config import load_stack
-        from aurora.stack import UpOptions, urls
+        from aurora.stack import UpOptions, check_replicas, urls
         from aurora.stack import up as start
 
         home = Home.discover()
+        check_replicas(load_stack(home), replicas)  # before anything starts
         init_home(home)
         console = Console()
         options = UpOptions(traffic=traffic, traffic_rate=traffic_rate, pace=pace,
-                            observatory=observatory, backups=backups, scenario=scenario)
+                            observatory=observatory, backups=backups, scenario=scenario,
+                            replicas=replicas)
         with console.status("starting the stack") as status:
             results = start(home, options, on_step=lambda text: status.update(text))
         table = Table(title="Aurora stack", show_lines=False)
@@ -60,19 +64,31 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(as_json: bool = typer.Option(False, "--json")) -> None:
-        """Which services run, with their pids."""
+        """Which services run, with their pids (each bridge replica with its metrics port)."""
         import json
 
         from aurora import procs
-        from aurora.stack import ALL_SERVICES
+        from aurora.config import load_stack
+        from aurora.stack import ALL_SERVICES, running_replicas
 
         home = Home.discover()
-        state = {name: procs.running(home, name) for name in ALL_SERVICES}
+        stack = load_stack(home)
+        names: list[str] = []
+        from aurora.canary.live import split_services
+
+        for name in ALL_SERVICES:
+            names += running_replicas(home) if name == "bridge" else [name]
+        names += [n for n in reversed(split_services(home)) if procs.running(home, n)]
+        state = {name: procs.running(home, name) for name in names}
         if as_json:
             print(json.dumps(state))
             return
         for name, pid in state.items():
-            print(f"{name:<14} {'running pid ' + str(pid) if pid else 'stopped'}")
+            where = ""
+            if name.startswith("bridge"):
+                replica = int(name[7:]) if name != "bridge" else 1
+                where = f"  (replica {replica}, metrics :{stack.replica_metrics(replica)})"
+            print(f"{name:<14} {'running pid ' + str(pid) if pid else 'stopped'}{where}")
 
     @app.command()
     def init(quiet: bool = typer.Option(False, "--quiet", "-q", help="Print nothing.")) -> None:

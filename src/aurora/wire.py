@@ -57,6 +57,19 @@ EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 
 
+# A provider remembers an ACK under this key, so that a retried order (the bridge died
+# between the ACK and the ledger) gets the job it already has instead of a second one.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_:.-]{1,128}")
+
+
+def idempotency_key(order: Mapping[str, Any]) -> str:
+    """The key of an order at a provider: its tenant and nonce (what the ledger's replay
+    guard knows it by), hashed so any nonce fits a header."""
+    text = f"{order.get('tenant_id')}\x00{order.get('nonce')}"
+    return hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
 class SchemaError(AuroraError, ValueError):
     """The document does not follow the wire schema; the message names the field."""
 

@@ -14,6 +14,7 @@ from aurora.config import StackConfig, load_stack, load_tenants
 from aurora.home import Home
 from aurora.keys import Ed25519PrivateKey, load_private_key
 from aurora.ledger import Ledger
+from aurora.providers.chaos import ChaosClient
 from aurora.stack import UpOptions, down, up
 from aurora.wire import new_order, sign_order
 from support import make_home
@@ -64,12 +65,12 @@ class Live:
         return total
 
     def chaos(self, **event: Any) -> str:
-        response = self.client.post(f"{self.stack.providers_url}/chaos", json=event)
-        assert response.status_code == 201, response.text
-        return str(response.json()["event"]["id"])
+        with ChaosClient.for_home(self.home) as chaos:
+            return str(chaos.add(event)["id"])
 
     def clear_chaos(self) -> None:
-        self.client.delete(f"{self.stack.providers_url}/chaos")
+        with ChaosClient.for_home(self.home) as chaos:
+            chaos.clear()
         time.sleep(self.stack.market_refresh_ms / 1000 * 2.5)  # the bridge re-reads the feed
 
     def bridges_choice(self) -> str:

@@ -204,10 +204,8 @@ def test_failover_after_a_provider_times_out(live: Live) -> None:
     try:
         before = live.metric("treaty_failover_events_total", provider=first, reason="timeout")
         order = live.order()
-        started = time.monotonic()
         response = live.post(order)
         assert response.status_code == 200
-        assert time.monotonic() - started >= live.stack.provider_timeout_ms / 1000
         entry = next(e for e in live.entries("order") if e["subject"] == order["nonce"])
         attempts = entry["data"]["route"]["attempts"]
         assert [a["outcome"] for a in attempts] == ["timeout", "acked"]

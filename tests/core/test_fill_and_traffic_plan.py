@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from aurora.bridge.fill import Distribution, FillWindow
+from aurora.bridge.metrics import TreatyMetrics
 from aurora.config import load_workloads
 from aurora.home import Home
 from aurora.traffic.plan import BudgetBook, TrafficPlan, sustainable_rate
@@ -69,3 +71,23 @@ def test_default_workloads_fit_the_treaty() -> None:
     assert sum(w.daily_budget_gpu_hours for w in workloads.tenants) <= 10_000 / 30
     assert all(w.daily_budget_gpu_hours <= 100 for w in workloads.tenants)
     assert 0 < sustainable_rate(workloads) < workloads.default_rate_per_s
+
+
+def test_the_first_admitted_order_is_observed_at_once() -> None:
+    """The seed's histogram_quantile(0.95, treaty_fill_rate_bucket) is NaN while every bucket
+    is empty; the distribution gets its first value with the first admitted order, not one
+    ``fill_bucket_every`` (1 m) later."""
+    metrics = TreatyMetrics("T", fill_window_s=300)
+
+    def inf_bucket() -> float:
+        for line in generate_latest(metrics.registry).decode().splitlines():
+            if line.startswith("treaty_fill_rate_bucket{") and 'le="+Inf"' in line:
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError("no +Inf bucket")
+
+    assert inf_bucket() == 0  # nothing admitted: no fill rate, no observation
+    metrics.record_fill(True)
+    assert inf_bucket() == 1 and metrics.fill_distribution.total == 1.0
+    metrics.record_fill(False)  # later orders wait for the periodic sample
+    assert inf_bucket() == 1
+    assert metrics.sample_fill_rate() == 0.5 and inf_bucket() == 2

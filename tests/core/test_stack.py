@@ -17,6 +17,7 @@ from aurora import procs
 from aurora.config import load_stack
 from aurora.errors import ConfigError, KeyFileError
 from aurora.home import Home
+from aurora.providers.chaos import ChaosClient
 from aurora.provision import init_home
 from aurora.stack import ALL_SERVICES, UpOptions, down, up
 
@@ -119,10 +120,10 @@ def test_smoke_fails_loudly_and_leaves_a_running_stack_running(home: Path) -> No
     up(h, UpOptions(observatory=False, backups=False, traffic=False))
     try:
         feed = httpx.get(f"{stack.providers_url}/providers").json()["providers"]
-        for provider in (p["id"] for p in feed if "eu-west-1" in p["regions"]):
-            httpx.post(f"{stack.providers_url}/chaos",
-                       json={"type": "outage", "provider": provider, "for": "5m",
-                             "mode": "refuse"}).raise_for_status()
+        with ChaosClient.for_home(h) as chaos:
+            for provider in (p["id"] for p in feed if "eu-west-1" in p["regions"]):
+                chaos.add({"type": "outage", "provider": provider, "for": "5m",
+                           "mode": "refuse"})
         time.sleep(3)  # let the bridge read the feed
         result = run(home, "smoke", timeout=180)
         assert result.returncode == 1

@@ -62,6 +62,16 @@ def receiver(home: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def receiver_auth(aurora_home: Home) -> dict[str, str]:
+    """The header the receiver process requires (``aurora init`` wrote its token)."""
+    from aurora.tokens import INCIDENTS, bearer_header, read_token
+
+    token = read_token(aurora_home, INCIDENTS)
+    assert token, "aurora init writes secrets/incidents.token"
+    return bearer_header(token)
+
+
+@pytest.fixture
 def store(aurora_home: Home, clock: FakeClock) -> Iterator[IncidentStore]:
     with IncidentStore.open(aurora_home, write=True, clock=clock) as opened:
         yield opened

@@ -7,12 +7,22 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from aurora.home import Home
+from aurora.tokens import INCIDENTS, bearer_header, read_token
 
-def list_incidents(receiver: str, **params: str) -> list[dict[str, Any]]:
-    """``GET /incidents`` (``open="1"``, ``alertname=...``, ``since=...``)."""
-    response = httpx.get(f"{receiver}/incidents", params=params, timeout=10.0)
-    response.raise_for_status()
-    found: list[dict[str, Any]] = response.json()["incidents"]
+
+def list_incidents(home: Home, receiver: str, **params: str) -> list[dict[str, Any]]:
+    """``GET /incidents`` (``open="1"``, ``alertname=...``, ``since=...``), every page,
+    with the home's token."""
+    found: list[dict[str, Any]] = []
+    offset: int | None = 0
+    while offset is not None:
+        response = httpx.get(f"{receiver}/incidents", params={**params, "offset": str(offset)},
+                             headers=bearer_header(read_token(home, INCIDENTS)), timeout=10.0)
+        response.raise_for_status()
+        page = response.json()
+        found += page["incidents"]
+        offset = page["next_offset"]
     return found
 
 

@@ -14,11 +14,11 @@ from aurora.errors import ConfigError
 from aurora.home import Home
 from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
 from aurora.incidents.webhook import MAX_ALERTS
+from support import needs_tools
 
 REPO = Path(__file__).resolve().parents[2]
 AMTOOL = shutil.which("amtool")
-needs_amtool = pytest.mark.skipif(AMTOOL is None, reason="amtool (prometheus-alertmanager) "
-                                  "is not installed; make system-deps installs it")
+needs_amtool = needs_tools("amtool")
 
 
 def amtool(*argv: str) -> subprocess.CompletedProcess[str]:
@@ -42,7 +42,8 @@ def test_routing_tree() -> None:
     [hook] = receiver["webhook_configs"]
     # Alertmanager truncates a group to what the receiver accepts, rather than being refused
     assert hook == {"url": "http://127.0.0.1:9111/alerts", "send_resolved": True,
-                    "max_alerts": MAX_ALERTS}
+                    "max_alerts": MAX_ALERTS, "http_config": {"authorization": {
+                        "type": "Bearer", "credentials_file": "../secrets/incidents.token"}}}
     pages, tickets = route["routes"]
     assert pages["matchers"] == ['severity=~"critical|page"']
     assert tickets["matchers"] == ['severity=~"warning|ticket|info"']
@@ -76,6 +77,11 @@ def test_rendered_copy_points_at_the_stack_and_is_valid(home: Path, tmp_path: Pa
     hook = config["receivers"][0]["webhook_configs"][0]
     assert hook["url"] == f"http://127.0.0.1:{stack.incidents_port}/alerts"
     assert hook["send_resolved"] is True
+    # the receiver's token, read from the file `aurora init` wrote (never inlined)
+    assert hook["http_config"] == {"authorization": {
+        "type": "Bearer",
+        "credentials_file": str((home / "secrets" / "incidents.token").resolve())}}
+    assert (home / "secrets" / "incidents.token").is_file()
     for route in (config["route"], *config["route"]["routes"]):
         assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == (
             "1s", "2s", "3s")

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -52,7 +56,7 @@ def test_firing_then_resends_then_resolution(client: TestClient, clock: FakeCloc
     listed = client.get("/incidents").json()["incidents"]
     assert [(i["id"], i["status"], i["sev"]) for i in listed] == [
         ("INC-20261125-0001", "resolved", "SEV2")]
-    assert client.get("/incidents?open=1").json() == {"incidents": []}
+    assert client.get("/incidents?open=1").json()["incidents"] == []
 
 
 def _with_alert(**fields: object) -> bytes:
@@ -117,7 +121,7 @@ def test_ledger_failure_is_503_so_alertmanager_retries(client: TestClient, store
     monkeypatch.setattr(store._writer(), "submit", broken)
     response = post(client, recorded("fill-rate-firing.json"))
     assert response.status_code == 503 and response.json()["error"] == "unavailable"
-    assert client.get("/incidents").json() == {"incidents": []}
+    assert client.get("/incidents").json()["incidents"] == []
     monkeypatch.undo()
     # the retry goes through, once
     assert post(client, recorded("fill-rate-firing.json")).json()["opened"] == [
@@ -187,3 +191,65 @@ def test_healthz_and_unknown_routes(client: TestClient) -> None:
     wrong = client.get("/alerts")
     assert wrong.status_code == 405 and wrong.json()["error"] == "http"
     assert client.get("/nope").status_code == 404
+
+
+def firing(n: int) -> bytes:
+    """The recorded firing notification as a group of its own (alert name ``Drill<n>``)."""
+    doc = json.loads(recorded("fill-rate-firing.json"))
+    doc["groupKey"] = f'{{}}:{{alertname="Drill{n}"}}'
+    for alert in doc["alerts"]:
+        alert["labels"]["alertname"] = f"Drill{n}"
+        alert["fingerprint"] = f"{n:016x}"
+    doc["groupLabels"]["alertname"] = doc["commonLabels"]["alertname"] = f"Drill{n}"
+    return body(doc)
+
+
+def test_a_token_guards_everything_but_health_and_metrics(aurora_home: Home,
+                                                          store: IncidentStore) -> None:
+    """Issue 13 #10: anything that reached :9111 could open or resolve incidents."""
+    token = "t" * 43
+    with TestClient(create_app(aurora_home, store=store, check_every=0,
+                               token=token)) as guarded:
+        for headers in ({}, {"Authorization": "Bearer " + "u" * 43},
+                        {"Authorization": token}):
+            refused = post(guarded, firing(1), **headers)
+            assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+            assert guarded.get("/incidents", headers=headers).status_code == 401
+            assert guarded.get("/incidents/INC-20261125-0001",
+                               headers=headers).status_code == 401
+        assert store.incidents() == []  # nothing was opened by the refused webhooks
+        assert guarded.get("/healthz").status_code == 200  # Prometheus scrapes these
+        assert guarded.get("/metrics").status_code == 200
+        good = {"Authorization": f"Bearer {token}"}
+        assert post(guarded, firing(1), **good).json()["opened"] == ["INC-20261125-0001"]
+        assert len(guarded.get("/incidents", headers=good).json()["incidents"]) == 1
+
+
+def test_incidents_come_in_pages(client: TestClient) -> None:
+    for n in range(5):
+        assert post(client, firing(n)).status_code == 200
+    first = client.get("/incidents?limit=2").json()
+    assert (len(first["incidents"]), first["total"], first["next_offset"]) == (2, 5, 2)
+    seen = [i["id"] for i in first["incidents"]]
+    offset = first["next_offset"]
+    while offset is not None:
+        page = client.get(f"/incidents?limit=2&offset={offset}").json()
+        seen += [i["id"] for i in page["incidents"]]
+        offset = page["next_offset"]
+    assert sorted(seen) == [f"INC-20261125-{n:04d}" for n in range(1, 6)]
+    assert client.get("/incidents").json()["limit"] == 100
+    for bad in ("limit=0", "limit=1001", "limit=-1", "offset=x", "limit=99999999999999999999",
+                "offset=1e3"):
+        answer = client.get(f"/incidents?{bad}")
+        assert answer.status_code == 400 and answer.json()["error"] == "bad_query", bad
+
+
+def test_the_receiver_will_not_listen_beyond_loopback_without_a_token(home: Path) -> None:
+    (home / "secrets" / "incidents.token").unlink()
+    # a documentation address (RFC 5737): the refusal comes before any bind
+    done = subprocess.run([sys.executable, "-m", "aurora.incidents.server"],
+                          env={**os.environ, "AURORA_BIND": "192.0.2.1"}, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: refusing to serve the incident receiver on "
+                                  "192.0.2.1 without a token")

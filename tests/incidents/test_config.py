@@ -91,6 +91,7 @@ def _observatory_alerts() -> list[dict[str, str]]:
 
 # what each of the observatory's alerts must become; a new or renamed alert fails here
 OBSERVATORY = {
+    "AuroraCanaryAborted": {"SEV4"}, "AuroraCanaryInconclusive": {"SEV4"},
     "TreatyFillRateLow": {"SEV2"}, "TreatyProvenanceLow": {"SEV2"},
     "TreatyRttP95High": {"SEV3"}, "PolicyLatencyP99High": {"SEV3"},
     "TreatyFillBudgetBurn": {"SEV2", "SEV4"}, "TreatyRttBudgetBurn": {"SEV2", "SEV4"},

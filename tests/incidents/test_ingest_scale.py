@@ -65,8 +65,8 @@ def test_ingest_work_does_not_grow_with_the_group(store: IncidentStore, aurora_h
 
 
 @pytest.mark.integration
-def test_a_2000_alert_webhook_and_a_burst_do_not_starve_healthz(receiver: str,
-                                                                home: Path) -> None:
+def test_a_2000_alert_webhook_and_a_burst_do_not_starve_healthz(
+        receiver: str, receiver_auth: dict[str, str], home: Path) -> None:
     big = body(big_group(MAX_ALERTS))
     assert len(big) > 500_000  # the size of the one that blocked the receiver
     small = [body(notification(alert(f"Burst{i}", fingerprint=f"{i:016x}")))
@@ -75,7 +75,7 @@ def test_a_2000_alert_webhook_and_a_burst_do_not_starve_healthz(receiver: str,
 
     def send(name: str, payload: bytes) -> None:
         answers[name] = httpx.post(f"{receiver}/alerts", content=payload, timeout=120.0,
-                                   headers={"Content-Type": "application/json"})
+                                   headers={"Content-Type": "application/json", **receiver_auth})
 
     # Hold the index's write lock, as a long ingest would: every webhook now has to wait.
     lock = sqlite3.connect(db_path(Home(home)), isolation_level=None, timeout=30)
@@ -85,7 +85,7 @@ def test_a_2000_alert_webhook_and_a_burst_do_not_starve_healthz(receiver: str,
     try:
         for thread in threads:
             thread.start()
-        with httpx.Client(timeout=10.0) as client:
+        with httpx.Client(timeout=10.0, headers=receiver_auth) as client:
             # the webhooks are in (the receiver counts none done yet) ...
             for _ in range(5):
                 health = client.get(f"{receiver}/healthz")
@@ -102,5 +102,6 @@ def test_a_2000_alert_webhook_and_a_burst_do_not_starve_healthz(receiver: str,
     done = answers["big"].json()
     assert len(done["opened"]) == 1 and len(done["joined"]) == MAX_ALERTS - 1
     assert len(ledger_incident_entries(Home(home))) == MAX_ALERTS + 60
-    listed = httpx.get(f"{receiver}/incidents", timeout=10).json()["incidents"]
+    listed = httpx.get(f"{receiver}/incidents", timeout=10,
+                       headers=receiver_auth).json()["incidents"]
     assert len(listed) == 61 and json.dumps(listed)  # every sender got its incident

@@ -11,7 +11,6 @@ stopped by its PID file.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -30,15 +29,14 @@ from aurora.home import Home
 from aurora.incidents.alertmanager import alertmanager_argv, render_alertmanager_config
 from aurora.incidents.model import Incident
 from aurora.incidents.service import IncidentStore
+from support import needs_tools
 
 from .conftest import TREATY, ledger_incident_entries
 from .receiver_api import list_incidents, webhooks_accepted
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(shutil.which("prometheus-alertmanager") is None
-                       and shutil.which("alertmanager") is None,
-                       reason="Alertmanager is not installed; make system-deps installs it"),
+    needs_tools("prometheus-alertmanager|alertmanager"),
 ]
 
 WAIT = 30.0  # upper bound for any one delivery; normally 1–3 s
@@ -69,7 +67,7 @@ class Live:
                    timeout=5.0).raise_for_status()
 
     def incidents(self, **params: str) -> list[dict[str, Any]]:
-        return list_incidents(self.receiver, **params)
+        return list_incidents(self.home, self.receiver, **params)
 
     def webhooks_accepted(self) -> float:
         return webhooks_accepted(self.receiver)

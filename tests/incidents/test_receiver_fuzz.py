@@ -130,12 +130,13 @@ def test_the_calendar_is_covered(client: TestClient) -> None:
 
 
 @pytest.mark.integration
-def test_schemathesis_against_the_receivers_openapi_document(receiver: str,
-                                                             tmp_path: Path) -> None:
+def test_schemathesis_against_the_receivers_openapi_document(
+        receiver: str, receiver_auth: dict[str, str], tmp_path: Path) -> None:
     binary = shutil.which("schemathesis", path=str(Path(sys.executable).parent))
     assert binary, "schemathesis is a dev dependency"
+    [(name, value)] = receiver_auth.items()
     result = subprocess.run(
-        [binary, "run", f"{receiver}/openapi.json",
+        [binary, "run", f"{receiver}/openapi.json", "--header", f"{name}: {value}",
          "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
          "response_schema_conformance",
          "--max-examples", "60", "--seed", "1", "--workers", "1",

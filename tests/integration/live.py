@@ -103,7 +103,7 @@ class LiveStack:
     # --- the incident receiver ------------------------------------------------------------
 
     def incidents(self, **params: str) -> list[dict[str, Any]]:
-        return list_incidents(self.stack.incidents_url, **params)
+        return list_incidents(self.home, self.stack.incidents_url, **params)
 
     def webhooks_accepted(self) -> float:
         return webhooks_accepted(self.stack.incidents_url)

@@ -11,6 +11,23 @@ from ledger_support import CliResult
 from aurora.home import Home
 from aurora.ledger import Ledger
 from aurora.ledger.note import Verifier
+from aurora.ledger.storage import Location, ledger_location
+
+
+@pytest.fixture
+def backend() -> str:
+    """Where the ledger lives; tests marked ``@both`` (ledger_support) run on each."""
+    return "sqlite"
+
+
+@pytest.fixture
+def home(home: Path, backend: str, request: pytest.FixtureRequest,
+         monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared home, with database_url pointing at a fresh PostgreSQL database when
+    the test runs on the PostgreSQL backend."""
+    if backend == "postgresql":
+        monkeypatch.setenv("AURORA_DATABASE_URL", request.getfixturevalue("pg_ledger_url"))
+    return home
 
 
 @pytest.fixture
@@ -25,8 +42,9 @@ def verifier(home: Path) -> Verifier:
 
 
 @pytest.fixture
-def db(home: Path) -> Path:
-    return Home(home).ledger_db
+def db(home: Path) -> Location:
+    """The ledger's location: the SQLite file, or the PostgreSQL URL."""
+    return ledger_location(Home(home))
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from ledger_support import ORIGIN, fill, raw_sql
+from ledger_support import ORIGIN, both, fill, raw_sql
 
 from aurora.errors import KeyFileError
 from aurora.home import Home
@@ -42,6 +42,7 @@ def naive_root(payloads: list[bytes]) -> bytes:
     return mth(level)
 
 
+@both
 def test_append_returns_a_verifiable_receipt(ledger: Ledger, verifier: Verifier) -> None:
     receipt = ledger.append(Entry(kind="order", treaty_id="AURORA-AKASH-001",
                                   tenant_id="tenant-42", subject="nonce-1234",
@@ -57,6 +58,7 @@ def test_append_returns_a_verifiable_receipt(ledger: Ledger, verifier: Verifier)
     assert receipt.to_json()["proof"] == [] and receipt.to_json()["checkpoint"].startswith(ORIGIN)
 
 
+@both
 def test_concurrent_appenders_get_one_gap_free_order(ledger: Ledger, verifier: Verifier) -> None:
     receipts = []
     lock = threading.Lock()
@@ -94,6 +96,7 @@ def test_submit_from_asyncio(ledger: Ledger) -> None:
     assert sorted(asyncio.run(main())) == list(range(20))
 
 
+@both
 def test_receipt_proofs_equal_proofs_read_from_the_database(ledger: Ledger) -> None:
     fill(ledger, 37)
     futures = [ledger.submit(Entry(kind="note", data={"j": j})) for j in range(50)]
@@ -104,6 +107,7 @@ def test_receipt_proofs_equal_proofs_read_from_the_database(ledger: Ledger) -> N
         assert from_db.root_hash.hex() == receipt.root_hash
 
 
+@both
 def test_proofs_and_tree_head(ledger: Ledger) -> None:
     fill(ledger, 100)
     payloads = [row.payload for row in ledger.scan()]
@@ -126,6 +130,7 @@ def test_proofs_and_tree_head(ledger: Ledger) -> None:
             call()
 
 
+@both
 def test_scan_filters(ledger: Ledger) -> None:
     fill(ledger, 1100, kind="order")
     middle = ledger.get(600).ts
@@ -148,6 +153,7 @@ def test_scan_filters(ledger: Ledger) -> None:
     assert seqs == sorted(seqs) and ts == sorted(ts)  # ts never goes back
 
 
+@both
 def test_checkpoints_are_persisted_every_few_seconds_not_per_batch(home: Path,
                                                                     verifier: Verifier) -> None:
     with Ledger.open(home, checkpoint_every=3600) as ledger:
@@ -179,6 +185,7 @@ def test_idle_writer_persists_its_pending_checkpoint(home: Path) -> None:
         assert [c.tree_size for c in ledger.checkpoints()] == [2, 4]
 
 
+@both
 def test_readonly_needs_no_private_key(home: Path, ledger: Ledger) -> None:
     fill(ledger, 3)
     ledger.close()
@@ -235,6 +242,7 @@ def test_a_table_only_copy_cannot_be_appended_to(home: Path, ledger: Ledger, db:
         Ledger.open(home, db=copy)
 
 
+@both
 def test_two_writers_on_one_database_interleave_without_gaps(home: Path, db: Path,
                                                              verifier: Verifier) -> None:
     # Two Ledger objects behave like two processes: separate connections and caches.
@@ -268,6 +276,7 @@ def test_append_only_at_the_database_level(ledger: Ledger, db: Path) -> None:
     conn.close()
 
 
+@both
 def test_a_failed_commit_fails_its_callers_and_the_writer_recovers(ledger: Ledger,
                                                                    db: Path) -> None:
     fill(ledger, 3)
@@ -278,6 +287,7 @@ def test_a_failed_commit_fails_its_callers_and_the_writer_recovers(ledger: Ledge
     assert ledger.append(Entry(kind="note")).leaf_index == 3  # nothing half-written
 
 
+@both
 def test_extend_is_the_bulk_path(ledger: Ledger, verifier: Verifier) -> None:
     head = ledger.extend(Entry(kind="note", data={"i": i}) for i in range(250))
     assert head == ledger.tree_head() and head.size == 250

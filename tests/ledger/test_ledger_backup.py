@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from ledger_support import CliResult, fill
 
+from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger import BackupError, Entry, Ledger
 from aurora.ledger.backup import LATEST, backup, restore, verify_database_copy
@@ -202,3 +203,59 @@ def test_backup_of_a_new_home_starts_an_empty_ledger(home: Path, cli: Cli) -> No
     assert cli("verify-audit").code == 0
     with Ledger.open(home, readonly=True) as reader:
         assert [row.kind for row in reader.scan()] == ["backup"]
+
+
+WRITER = """
+import sys
+from aurora.ledger import Entry, Ledger
+with Ledger.open() as ledger:
+    print("open", flush=True)
+    for line in sys.stdin:
+        receipt = ledger.append(Entry(kind="note", data={"late": line.strip()}))
+        print(receipt.leaf_index, flush=True)
+"""
+
+
+def test_restore_refuses_while_a_writer_holds_the_ledger_open(filled: Home, cli: Cli) -> None:
+    """Issue 13 #5: a restore under a running writer moved the file aside and the writer
+    went on acknowledging into it. Now the restore refuses and changes nothing."""
+    info = backup(filled)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env={**os.environ})
+    try:
+        assert writer.stdout is not None and writer.stdin is not None
+        assert writer.stdout.readline().strip() == "open"
+        before = sorted(p.name for p in filled.data_dir.iterdir())
+        result = cli("restore", str(filled.backups_dir / info.file))
+        assert result.code == 1, (result.out, result.err)
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.err
+        assert "open in a running ledger writer" in lines[0] and "stop" in lines[0]
+        assert "nothing was restored" in lines[0]
+        assert sorted(p.name for p in filled.data_dir.iterdir()) == before  # nothing moved
+        # the writer's next acknowledgement lands in the live ledger
+        writer.stdin.write("after-refused-restore\n")
+        writer.stdin.flush()
+        seq = int(writer.stdout.readline())
+        writer.stdin.close()
+        assert writer.wait(timeout=60) == 0
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    with Ledger.open(filled.root, readonly=True) as live:
+        assert live.get(seq).data == {"late": "after-refused-restore"}
+    # with the writer gone the same restore goes through
+    assert cli("restore", str(filled.backups_dir / info.file)).code == 0
+    with Ledger.open(filled.root, readonly=True) as live:
+        assert live.tree_head().size == info.tree_size + 1  # + the restore entry
+
+
+def test_restore_refuses_while_this_process_has_a_writer_open(filled: Home) -> None:
+    info = backup(filled)
+    with Ledger.open(filled.root) as ledger:
+        with pytest.raises(AuroraError, match="open in a running ledger writer"):
+            restore(filled, filled.backups_dir / info.file)
+        receipt = ledger.append(Entry(kind="note", data={"still": "live"}))
+    with Ledger.open(filled.root, readonly=True) as live:
+        assert live.get(receipt.leaf_index).data == {"still": "live"}

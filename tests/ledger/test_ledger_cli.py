@@ -8,12 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ledger_support import ORIGIN, CliResult, fill, raw_sql
+from ledger_support import ORIGIN, CliResult, both, fill, raw_sql
 
 from aurora.home import Home
-from aurora.keys import Ed25519PrivateKey
-from aurora.ledger import Entry, Ledger
+from aurora.keys import Ed25519PrivateKey, load_private_key
+from aurora.ledger import Entry, Ledger, Receipt
 from aurora.ledger.note import Checkpoint, Signer, sign_checkpoint
+from aurora.wire import new_order, order_sha256, sign_ack, sign_order
 
 Cli = Callable[..., CliResult]
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -33,6 +34,7 @@ def one_error_line(result: CliResult, code: int, text: str) -> None:
     assert "Traceback" not in result.err + result.out
 
 
+@both
 def test_root_prove_consistency_json_shapes(filled: Path, cli: Cli) -> None:
     root = json.loads(cli("root", "--json").out)
     assert set(root) == {"tree_size", "root_hash"} and root["tree_size"] == 12
@@ -51,6 +53,7 @@ def test_root_prove_consistency_json_shapes(filled: Path, cli: Cli) -> None:
     assert "old size 4" in cli("consistency", "--old", "4", "--new", "12").out
 
 
+@both
 def test_verify_audit_ok_and_json(filled: Path, cli: Cli) -> None:
     result = cli("verify-audit")
     assert result.code == 0 and "tree size 12" in result.out and "root " in result.out
@@ -58,8 +61,9 @@ def test_verify_audit_ok_and_json(filled: Path, cli: Cli) -> None:
     assert report["ok"] is True and report["tree_size"] == 12 and report["unsigned_tail"] == 0
 
 
-def test_verify_audit_tampered(filled: Path, cli: Cli) -> None:
-    raw_sql(Home(filled).ledger_db, "UPDATE audit_log SET tenant_id = 'evil' WHERE seq = 7")
+@both
+def test_verify_audit_tampered(filled: Path, cli: Cli, db: Path) -> None:
+    raw_sql(db, "UPDATE audit_log SET tenant_id = 'evil' WHERE seq = 7")
     result = cli("verify-audit")
     assert result.code == 1
     assert "AUDIT LOG TAMPERED" in result.out and "leaf 7" in result.out
@@ -69,6 +73,7 @@ def test_verify_audit_tampered(filled: Path, cli: Cli) -> None:
                       "problem": report["problem"]}
 
 
+@both
 def test_checkpoint_and_append_and_show(filled: Path, cli: Cli) -> None:
     note = cli("checkpoint").out
     assert note.startswith(f"{ORIGIN}\n12\n") and "\n\n\u2014 " in note
@@ -85,6 +90,7 @@ def test_checkpoint_and_append_and_show(filled: Path, cli: Cli) -> None:
     assert '"kind": "deploy"' in cli("show", "--index", "12").out
 
 
+@both
 @pytest.mark.parametrize("args,code,text", [
     (("append", "--kind", "note", "--data", "{bad"), 2, "--data is not valid JSON"),
     (("append", "--kind", "note", "--data", '{"a": 1, "a": 2}'), 2, "duplicate key"),
@@ -104,6 +110,7 @@ def test_bad_input_is_one_error_line(filled: Path, cli: Cli, args: tuple[str, ..
     one_error_line(cli(*args), code, text)
 
 
+@both
 def test_nothing_is_stored_after_bad_input(filled: Path, cli: Cli) -> None:
     cli("append", "--kind", "note", "--data", "{bad")
     cli("append", "--kind", "BAD")
@@ -111,6 +118,7 @@ def test_nothing_is_stored_after_bad_input(filled: Path, cli: Cli) -> None:
     assert cli("verify-audit").code == 0
 
 
+@both
 def test_missing_private_key(filled: Path, cli: Cli) -> None:
     Home(filled).ledger_key.unlink()
     one_error_line(cli("append", "--kind", "note"), 2, "ledger.key is missing")
@@ -153,11 +161,9 @@ def test_verify_proof_offline(filled: Path, cli: Cli, tmp_path: Path) -> None:
     consistency.write_text(cli("consistency", "--old", "3", "--json").out)
     at_12 = tmp_path / "checkpoint-12"
     at_12.write_text(Home(filled).checkpoint_file.read_text())
-    with Ledger.open(filled) as ledger:
-        receipt = ledger.append(Entry(kind="order", subject="nonce-1", data={"x": 1}))
+    ack, receipt = record_order(filled)
     body = tmp_path / "bridge-200.json"
-    body.write_text(json.dumps({"ack_id": "AKASH-JOB-0001", "nonce": "nonce-1",
-                                "receipt": receipt.to_json()}))
+    body.write_text(json.dumps({**ack, "receipt": receipt.to_json()}))
     bare = tmp_path / "receipt.json"
     bare.write_text(json.dumps(receipt.to_json()))
     Home(filled).ledger_db.unlink()  # offline: no database needed
@@ -174,7 +180,7 @@ def test_verify_proof_offline(filled: Path, cli: Cli, tmp_path: Path) -> None:
     one_error_line(cli("verify-proof", str(inclusion), "--checkpoint", str(at_12)), 1,
                    "does not lead to the root")
     doc = json.loads(body.read_text())
-    doc["receipt"]["entry"]["data"] = {"x": 2}
+    doc["receipt"]["entry"]["data"]["rtt_ms"] = 2
     body.write_text(json.dumps(doc))
     one_error_line(cli("verify-proof", str(body)), 1, "does not hash to its leaf_hash")
     unknown = tmp_path / "unknown.json"
@@ -185,6 +191,55 @@ def test_verify_proof_offline(filled: Path, cli: Cli, tmp_path: Path) -> None:
     one_error_line(cli("verify-proof", str(not_json)), 2, "not JSON")
 
 
+def record_order(home: Path, tenant: str = "tenant-42", provider: str = "akash"
+                 ) -> tuple[dict[str, object], Receipt]:
+    """What the bridge records for a filled order: a tenant-signed order, a provider-signed
+    ACK committing to it, in an ``order`` entry; returns the ACK and the receipt."""
+    where = Home(home)
+    order = sign_order(new_order(treaty_id="AURORA-AKASH-001", tenant_id=tenant,
+                                 region="us-west-2", gpu_hours=2.5),
+                       load_private_key(where.tenant_key(tenant)))
+    ack = sign_ack({"ack_id": "AKASH-JOB-0001", "provider_id": provider, "rtt_ms": 12.5,
+                    "nonce": order["nonce"], "order_sha256": order_sha256(order),
+                    "treaty_id": order["treaty_id"], "tenant_id": tenant,
+                    "region": order["region"], "gpu_type": "H100",
+                    "gpu_hours": order["gpu_hours"], "price_usd": 7.5,
+                    "issued_at": "2026-01-01T00:00:00Z"},
+                   load_private_key(where.provider_key(provider)))
+    with Ledger.open(home) as ledger:
+        receipt = ledger.append(Entry(kind="order", treaty_id="AURORA-AKASH-001",
+                                      tenant_id=tenant, subject=str(order["nonce"]),
+                                      data={"order": order, "ack": ack, "rtt_ms": 13.0}))
+    return ack, receipt
+
+
+@pytest.mark.parametrize("field,value", [("gpu_hours", 99), ("price_usd", 0),
+                                         ("ack_id", "AKASH-JOB-9999")])
+def test_verify_proof_refuses_an_answer_whose_ack_was_edited(
+        filled: Path, cli: Cli, tmp_path: Path, field: str, value: object) -> None:
+    ack, receipt = record_order(filled)
+    body = tmp_path / "bridge-200.json"
+    body.write_text(json.dumps({**ack, field: value, "receipt": receipt.to_json()}))
+    one_error_line(cli("verify-proof", str(body)), 1,
+                   f"the answer's ACK is not the one its receipt records (differs in {field})")
+
+
+def test_verify_proof_checks_the_signatures_inside_the_receipt(
+        filled: Path, cli: Cli, tmp_path: Path) -> None:
+    # a correctly hashed, logged entry whose ACK is not the provider's: the provider's key
+    # on file does not verify it, so the receipt proves nothing about the provider
+    home = Home(filled)
+    ack, receipt = record_order(filled)
+    body = tmp_path / "ok.json"
+    body.write_text(json.dumps({**ack, "receipt": receipt.to_json()}))
+    assert "ACK AKASH-JOB-0001 signed by akash, order signed by tenant-42" in \
+        cli("verify-proof", str(body)).out
+    home.provider_pub("akash").write_bytes(home.provider_pub("ionet").read_bytes())
+    one_error_line(cli("verify-proof", str(body)), 1, "provider signature does not verify")
+    home.provider_pub("akash").unlink()
+    one_error_line(cli("verify-proof", str(body)), 2, "akash.pub")
+
+
 def test_verify_proof_needs_a_matching_checkpoint(filled: Path, cli: Cli, tmp_path: Path) -> None:
     cli("checkpoint")
     proof = tmp_path / "p.json"
@@ -192,6 +247,7 @@ def test_verify_proof_needs_a_matching_checkpoint(filled: Path, cli: Cli, tmp_pa
     one_error_line(cli("verify-proof", str(proof)), 1, "prove --index 1 --size 12")
 
 
+@both
 def test_integrity(filled: Path, cli: Cli) -> None:
     result = cli("integrity")
     assert result.code == 0 and "integrity_check: ok" in result.out and "tree size 12" in result.out

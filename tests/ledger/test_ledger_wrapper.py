@@ -7,7 +7,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ledger_support import fill
+from ledger_support import both, fill
 
 from aurora.ledger import Ledger
 
@@ -19,11 +19,14 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Completed
     return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
 
 
+@both
 def test_verify_audit_from_the_repo_root_and_through_a_symlink(home: Path,
                                                                tmp_path: Path) -> None:
     with Ledger.open(home) as ledger:
         fill(ledger, 5)
     env = {"PATH": "/usr/bin:/bin", "AURORA_HOME": str(home)}  # nothing but the venv
+    if url := os.environ.get("AURORA_DATABASE_URL"):
+        env["AURORA_DATABASE_URL"] = url
     result = run(["./ops/bin/remembrancer", "verify-audit"], REPO, env)
     assert result.returncode == 0, result.stderr
     assert "tree size 5" in result.stdout

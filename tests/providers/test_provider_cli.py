@@ -127,3 +127,50 @@ def test_unreachable_network_is_exit_2(home: Path) -> None:
     done = aurora("chaos", "list", env=env)
     assert done.returncode == 2
     assert "unreachable" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_the_chaos_api_wants_the_token_from_secrets(network: str, home: Path) -> None:
+    """Issue 13 #10: anything that reached :9110 could cause outages."""
+    token = (home / "secrets" / "chaos.token").read_text().strip()
+    event = {"type": "outage", "provider": "akash", "for": "1m"}
+    for headers in ({}, {"authorization": "Bearer wrong-token-of-some-length"},
+                    {"authorization": f"Basic {token}"}, {"authorization": token}):
+        refused = httpx.post(network + "/chaos", json=event, headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+        assert httpx.delete(network + "/chaos", headers=headers).status_code == 401
+        assert httpx.post(network + "/scenario", json={"name": "demo"},
+                          headers=headers).status_code == 401
+    assert httpx.get(network + "/chaos").status_code == 401
+    # nothing was scheduled by the refused requests
+    listed = httpx.get(network + "/chaos", headers={"authorization": f"Bearer {token}"})
+    assert listed.status_code == 200 and listed.json()["events"] == []
+    # what the bridge and Prometheus read stays open
+    for path in ("/healthz", "/metrics", "/providers"):
+        assert httpx.get(network + path).status_code == 200
+    accepted = httpx.post(network + "/chaos", json=event,
+                          headers={"authorization": f"Bearer {token}"})
+    assert accepted.status_code == 201
+    # `aurora chaos` reads the same file; a wrong one is one error line
+    assert aurora("chaos", "list").returncode == 0
+    (home / "secrets" / "chaos.token").write_text("x" * 43 + "\n")
+    done = aurora("chaos", "list")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "answered 401" in done.stderr and "secrets/chaos.token" in done.stderr
+
+
+def test_init_creates_tokens_and_never_overwrites_them(home: Path) -> None:
+    paths = [home / "secrets" / f"{name}.token" for name in ("chaos", "incidents")]
+    before = [p.read_text() for p in paths]
+    assert all(len(t.strip()) >= 40 for t in before) and before[0] != before[1]
+    assert all(p.stat().st_mode & 0o077 == 0 for p in paths)
+    assert aurora("init").returncode == 0
+    assert [p.read_text() for p in paths] == before
+
+
+def test_no_token_no_listening_beyond_loopback(home: Path) -> None:
+    (home / "secrets" / "chaos.token").unlink()
+    # a documentation address (RFC 5737): the refusal comes before any bind
+    done = aurora("providers", env={**os.environ, "AURORA_BIND": "192.0.2.1"})
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "refusing to serve the provider network's chaos API on 192.0.2.1 without a token" \
+        in done.stderr

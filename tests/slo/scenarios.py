@@ -14,8 +14,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aurora.slo.prometheus import PrometheusClient, Sample, parse_query
-from aurora.slo.report import Window, report_queries
+from aurora.slo.prometheus import (
+    PrometheusClient,
+    RangeSeries,
+    Sample,
+    parse_query,
+    parse_query_range,
+)
+from aurora.slo.report import SeriesPlan, Window, report_queries, series_queries
 from slo.synthetic import TREATY, Phase, Shape
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -48,7 +54,9 @@ SCENARIOS = {
 
 
 def record(client: PrometheusClient, scenario: Scenario) -> dict[str, Any]:
-    exprs = report_queries(TREATY, Window.parse(WINDOW).promql)
+    window = Window.parse(WINDOW)
+    exprs = report_queries(TREATY, window.promql)
+    plan = SeriesPlan.of(window, AT)
     return {
         "scenario": scenario.name,
         "description": scenario.description,
@@ -56,6 +64,10 @@ def record(client: PrometheusClient, scenario: Scenario) -> dict[str, Any]:
         "window": WINDOW,
         "at": AT.isoformat(),
         "responses": {expr: client.raw_query(expr, AT) for expr in exprs.values()},
+        "range": {"start": plan.start, "end": plan.end, "step": plan.step},
+        "range_responses": {
+            expr: client.raw_query_range(expr, plan.start, plan.end, plan.step)
+            for expr in series_queries(TREATY, plan.range).values()},
     }
 
 
@@ -78,5 +90,18 @@ class RecordedSource:
         except KeyError:
             raise AssertionError(
                 f"no recorded answer for {expr!r}: the report's queries changed; re-record with "
-                "AURORA_RECORD_FIXTURES=1 python -m pytest tests/slo/test_live.py -k fixtures"
+                "AURORA_RECORD_FIXTURES=1 python -m pytest tests/slo/test_fixtures_live.py"
+            ) from None
+
+    def query_range(self, expr: str, start: float, end: float, step: float
+                    ) -> list[RangeSeries]:
+        assert [start, end, step] == [self.recording["range"][k]
+                                      for k in ("start", "end", "step")]
+        self.asked.append(expr)
+        try:
+            return parse_query_range(self.recording["range_responses"][expr])
+        except KeyError:
+            raise AssertionError(
+                f"no recorded range answer for {expr!r}: re-record with "
+                "AURORA_RECORD_FIXTURES=1 python -m pytest tests/slo/test_fixtures_live.py"
             ) from None

@@ -135,3 +135,30 @@ def test_a_real_ledger_and_backup_pass_and_tampering_fails_verify_audit(home: Pa
                    "WHERE seq = 0")
     result = checks(home, "ledger verify-audit")["ledger verify-audit"]
     assert not result.ok and "TAMPERED" in result.detail, result.detail
+
+
+def test_postgresql_ledger_integrity_backup_and_tampering(home: Path, pg_ledger_url: str,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """database_url set: the same checks read the ledger in PostgreSQL (amcheck, audit)."""
+    import subprocess
+    import sys
+
+    from aurora.db.postgres import connect
+
+    monkeypatch.setenv("AURORA_DATABASE_URL", pg_ledger_url)
+    for args in (("append", "--kind", "note", "--data", '{"n": 1}'), ("backup",)):
+        subprocess.run([sys.executable, "-m", "aurora", "ledger", *args], check=True,
+                       capture_output=True, env={**os.environ, "AURORA_HOME": str(home)},
+                       timeout=120)
+    names = ("ledger integrity", "ledger verify-audit", "backup age", "clock")
+    results = checks(home, *names)
+    assert all(r.ok for r in results.values()), results
+    assert "amcheck ok" in results["ledger integrity"].detail
+    assert not (home / "ops" / "data" / "remembrancer.db").exists()
+    with connect(pg_ledger_url) as db:
+        db.execute("DROP TRIGGER audit_log_append_only ON audit_log")
+        db.execute("UPDATE audit_log SET payload = replace(payload, '\"n\":1', '\"n\":9') "
+                   "WHERE seq = 0")
+    result = checks(home, "ledger verify-audit")["ledger verify-audit"]
+    assert not result.ok and "TAMPERED at leaf 0" in result.detail, result.detail

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import aurora
 from aurora.config import load_stack
 from aurora.errors import ConfigError
 from aurora.home import Home
@@ -64,13 +65,20 @@ def test_runtime_config_points_at_the_stacks_ports(home: Path) -> None:
     assert path == runtime_dir(Home(home)) / "prometheus.yml"
     assert config["global"] == {"scrape_interval": "1s", "evaluation_interval": "2s"}
     targets = {job["job_name"]: job["static_configs"][0]["targets"]
-               for job in config["scrape_configs"]}
-    assert targets == {"aurora-metrics": [f"127.0.0.1:{stack['metrics_port']}"],
-                       "simulator-metrics": [f"127.0.0.1:{stack['providers_port']}"],
+               for job in config["scrape_configs"] if "static_configs" in job}
+    assert targets == {"simulator-metrics": [f"127.0.0.1:{stack['providers_port']}"],
                        "aurora-incidents": [f"127.0.0.1:{stack['incidents_port']}"]}
-    # the seed's labels survive
-    assert config["scrape_configs"][0]["static_configs"][0]["labels"] == {
-        "treaty_id": "AURORA-AKASH-001"}
+    # the canary controller is a target only while a rollout runs
+    [canary_sd] = next(j for j in config["scrape_configs"]
+                       if j["job_name"] == "aurora-canary")["file_sd_configs"]
+    assert json.loads(Path(canary_sd["files"][0]).read_text()) == []
+    # the bridges are in a file Prometheus watches (a canary adds its groups there),
+    # with the seed's labels, and track and version
+    [sd] = config["scrape_configs"][0]["file_sd_configs"]
+    [group] = json.loads(Path(sd["files"][0]).read_text())
+    assert group["targets"] == [f"127.0.0.1:{stack['metrics_port']}"]
+    assert group["labels"] == {"treaty_id": "AURORA-AKASH-001", "track": "stable",
+                               "version": aurora.__version__}
     (manager,) = config["alerting"]["alertmanagers"]
     assert manager["static_configs"][0]["targets"] == [f"127.0.0.1:{stack['alertmanager_port']}"]
     sources = sorted(p.name for p in (home / "ops" / "prometheus" / "rules").glob("*.yml"))

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from aurora.slo import artifacts, queries
-from aurora.slo.catalog import BUDGETS, DATASOURCE_UID, THRESHOLD_ALERTS
+from aurora.slo.catalog import BUDGETS, DATASOURCE_UID, SEED_ALERTS, THRESHOLD_ALERTS
 from aurora.slo.report import report_queries
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,8 +99,10 @@ def test_prometheus_yml_is_the_seeds_plus_rules_alerting_and_incidents() -> None
     ours = load(OPS / "prometheus.yml")
     assert ours["global"] == seed["global"]
     assert ours["scrape_configs"][:2] == seed["scrape_configs"]
-    assert [j["job_name"] for j in ours["scrape_configs"][2:]] == ["aurora-incidents"]
+    assert [j["job_name"] for j in ours["scrape_configs"][2:]] == ["aurora-incidents",
+                                                                   "aurora-canary"]
     assert ours["scrape_configs"][2]["static_configs"] == [{"targets": ["localhost:9111"]}]
+    assert ours["scrape_configs"][3]["static_configs"] == [{"targets": ["localhost:9129"]}]
     assert ours["rule_files"] == ["prometheus/rules/*.yml"]
     assert ours["alerting"] == {"alertmanagers": [{"static_configs": [
         {"targets": ["localhost:9093"]}]}]}
@@ -141,7 +143,10 @@ def test_every_alert_is_labelled_and_documented() -> None:
         expr = rule["expr"]
         assert (re.search(r"(by|on) \((le, )?treaty_id\)", expr) or expr.startswith("up{")
                 or (rule["alert"] == "AuroraIncidentSlaBreached"
-                    and expr.startswith("sum by (sev) (")))
+                    and expr.startswith("sum by (sev) ("))
+                # a canary's alerts are per rollout (its orders span every treaty's track)
+                or (rule["alert"].startswith("AuroraCanary")
+                    and expr.startswith("max by (rollout) (")))
 
 
 def test_sev1_and_sla_breach_alerts() -> None:
@@ -292,3 +297,26 @@ def test_every_promql_expression_parses(tmp_path: Path) -> None:
         where = dict(enumerate(expressions))
         failing = [where[int(n)] for n in re.findall(r"expr_(\d+)", result.stdout + result.stderr)]
         pytest.fail(f"unparsable PromQL in {failing}: {result.stdout}{result.stderr}")
+
+
+def test_dashboard_is_built_by_grafanas_sdk_with_a_panel_per_seed_slo() -> None:
+    from aurora.slo import dashboard as board
+
+    generated = board.dashboard_import()
+    assert generated == json.loads((OPS / "grafana" / "grafana-kpi-panels-patch.json").read_text())
+    panels = [p for p in generated["dashboard"]["panels"] if p["type"] != "row"]
+    by_title = {p["title"]: p for p in panels}
+    for alert in SEED_ALERTS:
+        signal = queries.ALERT_SIGNALS[alert.signal_key]
+        record = {"rtt": queries.RTT_P95_RECORD, "policy": queries.POLICY_P99_RECORD}
+        expr = record.get(alert.slo, signal)
+        with_it = [p for p in panels if any(t["expr"] == expr for t in p["targets"])]
+        assert {p["type"] for p in with_it} >= {"stat", "timeseries"}, alert.name
+        for panel in with_it:
+            steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            assert alert.threshold in [s["value"] for s in steps], (alert.name, panel["title"])
+    burn = by_title["Error-budget burn rate (1h)"]
+    assert len(burn["targets"]) == len(BUDGETS)
+    incident_exprs = {t["expr"] for p in panels for t in p["targets"]
+                      if "aurora_incidents" in t["expr"]}
+    assert queries.SLA_BREACHES in incident_exprs and queries.INCIDENTS_OPEN in incident_exprs

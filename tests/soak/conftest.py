@@ -13,16 +13,16 @@ from types import ModuleType
 
 import pytest
 
+from aurora.gpg import make_throwaway_key, temporary_keyring
 from aurora.home import Home
 from aurora.soak.rehearsal import RehearsalOptions, RehearsalResult, rehearse
 from aurora.soak.runner import QuietHooks
-from aurora.soak.signing import make_throwaway_key, temporary_keyring
 from aurora.stack import down
+from support import needs_tools
 
 REPO = Path(__file__).resolve().parents[2]
 # a rehearsal runs the real thing; `make test` installs these (make system-deps)
-NEEDS = [pytest.mark.skipif(shutil.which(binary) is None, reason=f"{binary} is not installed")
-         for binary in ("prometheus", "promtool", "prometheus-alertmanager", "gpg")]
+NEEDS = [needs_tools("prometheus", "promtool", "prometheus-alertmanager|alertmanager", "gpg")]
 # one soak day in this many real seconds: 7 days in about two minutes
 DAY_SECONDS = 12.0
 # The fill-rate drill fires the seed's first alert; the RTT drill runs in the default

@@ -1,20 +1,20 @@
 """The gate on tampered copies of the passing rehearsal: each fault fails the right item.
 
 Each test copies the finished rehearsal's home, changes one thing after the fact and runs the
-gate on the copy (its stack is down: SLOs come from the recorded daily checks).
+gate on the copy (its stack is down; SLOs always come from the recorded daily checks).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from aurora import gpg
 from aurora.home import Home
-from aurora.slo import gpg
-from aurora.soak.signing import export_public
 from aurora.soak.verdict import Verdict, run_gate
 
 from .conftest import NEEDS, Rehearsed, copy_home
@@ -29,7 +29,7 @@ def copy(rehearsal: Rehearsed, tmp_path: Path) -> Home:
 
 
 def gate(home: Home, rehearsal: Rehearsed) -> Verdict:
-    return run_gate(home, rehearsal.result.state.soak_id, use_prometheus=False)
+    return run_gate(home, rehearsal.result.state.soak_id)
 
 
 def failing(verdict: Verdict) -> dict[str, str]:
@@ -72,13 +72,39 @@ def test_a_forged_report_signature_fails_the_governance_item(
     keyring, other = signing_key
     report = copy.reports_dir / "canary-72h.json"
     # a signature by another key, with that key's public half put where the real one was
-    gpg.sign(report, other, gnupghome=keyring)
-    export_public(other, keyring, copy.reports_dir / "canary-72h.pub.asc")
+    gpg.sign_detached(report, other, gnupghome=keyring)
+    gpg.export_public(other, keyring, copy.reports_dir / "canary-72h.pub.asc")
     verdict = gate(copy, rehearsal)
     assert set(failing(verdict)) == {"governance"}
     assert "canary-72h.json.asc" in failing(verdict)["governance"]
     # the key named in the ledger did not make this signature
     assert verdict.result.item("governance").evidence["signature"].startswith(f"signed by {other}")
+
+
+def test_a_missing_report_pdf_fails_the_governance_item(copy: Home,
+                                                         rehearsal: Rehearsed) -> None:
+    (copy.reports_dir / "canary-72h.pdf").unlink()
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"governance"}
+    assert "canary-72h.pdf is missing" in failing(verdict)["governance"]
+
+
+def test_a_report_pdf_of_another_document_fails_the_governance_item(
+        copy: Home, rehearsal: Rehearsed) -> None:
+    # a stale rendering: the board's PDF replaced by one of another report, checksum "fixed"
+    from aurora.docket.render import pdf, slo_report_html
+
+    daily = sorted(copy.reports_dir.glob("daily-*.json"))[-1]
+    other = json.loads(daily.read_text())
+    target = copy.reports_dir / "canary-72h.pdf"
+    target.write_bytes(pdf(slo_report_html(other, "canary-72h"), other))
+    gpg.write_checksum(target)
+    verdict = gate(copy, rehearsal)
+    assert set(failing(verdict)) == {"governance"}
+    reason = failing(verdict)["governance"]
+    assert "canary-72h.pdf was altered" in reason
+    assert "canary-72h.pdf signature" in reason
+    assert "canary-72h.pdf is not the rendering of canary-72h.json" in reason
 
 
 def test_a_tampered_ledger_row_fails_the_append_only_item(copy: Home,
@@ -103,3 +129,14 @@ def test_a_smoke_log_rewritten_after_the_fact_fails_the_smoke_item(
     verdict = gate(copy, rehearsal)
     assert set(failing(verdict)) == {"smoke"}
     assert "day 6" in failing(verdict)["smoke"]
+
+
+def test_an_unsigned_gate_run_leaves_no_stale_signature(copy: Home, rehearsal: Rehearsed) -> None:
+    """Issue 13 #11: the rehearsal signed reports/day7-gate.json; a later gate run without
+    a key rewrote the verdict and left the old .asc beside it (gpg --verify: BAD)."""
+    report = copy.reports_dir / "day7-gate.json"
+    assert report.with_name("day7-gate.json.asc").exists()  # signed by the rehearsal
+    verdict = gate(copy, rehearsal)
+    assert verdict.signed is None and "unsigned" in verdict.sign_note
+    assert not report.with_name("day7-gate.json.asc").exists()
+    assert gpg.verify_checksum(report) is True  # the .sha256 describes the new verdict

@@ -12,11 +12,14 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
+from aurora.config import load_stack
 from aurora.ledger import Ledger
 from aurora.soak.evidence import load_state
 from aurora.soak.schedule import DAILY, REQUIRED_DAYS, RPO_SECONDS
+from aurora.soak.verdict import run_gate
 
 from .conftest import NEEDS, Rehearsed
 
@@ -31,11 +34,33 @@ def test_seven_day_rehearsal_passes_the_gate(rehearsal: Rehearsed) -> None:
     failing = {i.key: i.reason for i in verdict.result.items if i.outcome != "pass"}
     assert failing == {}
     assert verdict.result.outcome == "pass" and verdict.result.exit_code == 0
-    # SLOs judged from Prometheus while the stack ran, not from the fallback
-    assert verdict.result.item("slo").evidence["source"] == "prometheus"
+    # SLOs judged from what the daily checks recorded while the stack ran
+    assert verdict.result.item("slo").evidence["source"] == "recorded"
     document = json.loads(verdict.path.read_text())
     assert document["outcome"] == "pass" and len(document["items"]) == 9
     assert verdict.signed is not None  # signed like the governance report
+
+
+def test_the_verdict_is_the_same_once_prometheus_is_gone(rehearsal: Rehearsed,
+                                                          tmp_path: Path) -> None:
+    """The rehearsal gated itself with its Prometheus up; gated again now that its stack is
+    down, the same evidence gives the same verdict, item by item, SLOs included."""
+    up = rehearsal.result.verdict
+    assert up is not None
+    prometheus = load_stack(rehearsal.home).prometheus_url
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{prometheus}/-/ready", timeout=2)
+    down = run_gate(rehearsal.home, rehearsal.result.state.soak_id,
+                    output=tmp_path / "day7-gate.json")
+    assert down.result.outcome == up.result.outcome
+    assert [(i.key, i.outcome) for i in down.result.items] == \
+        [(i.key, i.outcome) for i in up.result.items]
+    slo_up, slo_down = up.result.item("slo"), down.result.item("slo")
+    assert (slo_down.reason, slo_down.evidence) == (slo_up.reason, slo_up.evidence)
+    # what the gate needed was recorded at each check: drill windows, order counts
+    checks = rehearsal.result.state.records("slo-check")
+    assert all({"drill_holes", "drill_free_s", "judged_s"} <= set(r.detail) for r in checks)
+    assert all("orders" in seg for r in checks for seg in r.detail["segments"])
 
 
 def test_every_slot_ran_once_and_passed(rehearsal: Rehearsed) -> None:
@@ -77,20 +102,37 @@ def test_the_hour_72_bundle_is_signed_and_verifies_with_gpg(rehearsal: Rehearsed
     record = rehearsal.result.state.finished["h72/governance-72h"]
     assert record.passed and record.scheduled.hour == 0 and record.day == 4
     for name in ("canary-72h.json", "canary-72h.json.asc", "canary-72h.json.sha256",
+                 "canary-72h.pdf", "canary-72h.pdf.asc", "canary-72h.pdf.sha256",
                  "canary-72h.checkpoint", "metrics-72h.tar.gz", "governance-72h.tar.gz"):
         assert (reports / name).is_file(), name
+    manifest = json.loads((reports / "canary-72h.manifest.json").read_text())["files"]
+    assert {"reports/canary-72h.pdf", "reports/canary-72h.pdf.asc"} <= set(manifest)
+    subprocess.run(["sha256sum", "-c", "canary-72h.json.sha256", "canary-72h.pdf.sha256"],
+                   cwd=reports, check=True, capture_output=True)
+    # the PDF prints the signed JSON's numbers
+    report = json.loads((reports / "canary-72h.json").read_text())
+    text = subprocess.run(["pdftotext", "-layout", str(reports / "canary-72h.pdf"), "-"],
+                          check=True, capture_output=True, text=True).stdout
+    assert report["status"].upper() in text and report["treaty_id"] in text
+    assert report["evidence"]["ledger"]["checkpoint"]["root"] in text
     # the seed's `gpg --verify` with the exported public key in a fresh keyring
     keyring = tmp_path / "gpg"
     keyring.mkdir(mode=0o700)
     env = {"GNUPGHOME": str(keyring), "PATH": "/usr/bin:/bin"}
     subprocess.run(["gpg", "--batch", "--import", str(reports / "canary-72h.pub.asc")],
                    env=env, capture_output=True, check=True)
-    verify = subprocess.run(["gpg", "--batch", "--verify", "reports/canary-72h.json.asc",
-                             "reports/canary-72h.json"], cwd=rehearsal.home.root, env=env,
-                            capture_output=True, text=True)
+    checks = [subprocess.run(["gpg", "--batch", "--verify", f"reports/{name}.asc",
+                              f"reports/{name}"], cwd=rehearsal.home.root, env=env,
+                             capture_output=True, text=True)
+              for name in ("canary-72h.json", "canary-72h.pdf", "day7-gate.json",
+                           "day7-gate.pdf")]
     subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "all"], capture_output=True)
-    assert verify.returncode == 0, verify.stderr
-    assert record.detail["fingerprint"] in verify.stderr.replace(" ", "")
+    for verify in checks:
+        assert verify.returncode == 0, verify.stderr
+        assert record.detail["fingerprint"] in verify.stderr.replace(" ", "")
+    gate_text = subprocess.run(["pdftotext", str(reports / "day7-gate.pdf"), "-"], check=True,
+                               capture_output=True, text=True).stdout
+    assert "Overall: PASS" in gate_text and rehearsal.result.state.soak_id in gate_text
 
 
 def test_evidence_is_in_the_ledger_with_digests(rehearsal: Rehearsed) -> None:

@@ -105,12 +105,13 @@ def days(status: str = "pass", **overrides: DayFact) -> tuple[DayFact, ...]:
 
 
 def passing() -> GateFacts:
-    segment = {"start": t(0), "end": t(100), "values": {"rtt_p95": 200.0},
+    segment = {"start": t(0), "end": t(100), "seconds": 100.0, "orders": 300.0,
+               "insufficient": None, "values": {"rtt_p95": 200.0},
                "verdicts": {"rtt_p95": True}}
     ok = SingleFact("pass")
     return GateFacts(
         soak_id="s1", days_planned=7, ended=True, smoke=days(),
-        slo=SloFacts("prometheus", "answered", (segment,), 0.9),
+        slo=SloFacts(days(), (segment,), drill_free_s=110.0, judged_s=100.0),
         incidents=IncidentFacts(True, "none"), backups=days(), governance=ok,
         alerts=AlertFacts(True, "3 files: SUCCESS", {"TreatyFillRateLow": ok}),
         runbook={"rollback": ok, "restore": ok},
@@ -153,26 +154,40 @@ def test_a_short_soak_is_inconclusive_never_a_pass() -> None:
     assert outcomes(result)["smoke"] == "inconclusive" and result.exit_code == 3
 
 
-def test_slos_from_recorded_checks_when_prometheus_is_gone() -> None:
-    few = SloFacts("recorded", "Prometheus unreachable", recorded=days(
-        d3=DayFact(3, "pending"), d4=DayFact(4, "pending"), d5=DayFact(5, "pending"),
-        d6=DayFact(6, "pending"), d7=DayFact(7, "pending")))
+def test_slos_are_judged_from_the_recorded_checks_alone() -> None:
+    few = SloFacts(days(d3=DayFact(3, "pending"), d4=DayFact(4, "pending"),
+                        d5=DayFact(5, "pending"), d6=DayFact(6, "pending"),
+                        d7=DayFact(7, "pending")))
     result = evaluate(replace(passing(), slo=few))
     assert outcomes(result)["slo"] == "inconclusive"
-    assert "recorded daily SLO checks (Prometheus unreachable)" in result.item("slo").reason
-    missed = SloFacts("recorded", "Prometheus unreachable", recorded=days(
-        d3=DayFact(3, "fail")))
-    assert outcomes(evaluate(replace(passing(), slo=missed)))["slo"] == "fail"
+    assert "recorded daily SLO checks" in result.item("slo").reason
+    assert result.item("slo").evidence["source"] == "recorded"
+    failed = SloFacts(days(d3=DayFact(3, "fail")))
+    assert outcomes(evaluate(replace(passing(), slo=failed)))["slo"] == "fail"
 
 
 def test_a_missed_slo_fails_and_no_data_is_inconclusive() -> None:
-    segment = {"start": t(0), "end": t(60), "values": {"rtt_p95": 420.0},
-               "verdicts": {"rtt_p95": False}}
-    result = evaluate(replace(passing(), slo=SloFacts("prometheus", "ok", (segment,), 1.0)))
+    segment = {"start": t(0), "end": t(60), "seconds": 60.0, "insufficient": None,
+               "values": {"rtt_p95": 420.0}, "verdicts": {"rtt_p95": False}}
+    missed = SloFacts(days(), (segment,), 60.0, 60.0)
+    result = evaluate(replace(passing(), slo=missed))
     assert outcomes(result)["slo"] == "fail" and "rtt_p95 = 420.0" in result.item("slo").reason
-    empty = {**segment, "verdicts": {"rtt_p95": None}}
-    result = evaluate(replace(passing(), slo=SloFacts("prometheus", "ok", (empty,), 1.0)))
-    assert outcomes(result)["slo"] == "inconclusive"
+
+
+def test_too_few_orders_is_no_verdict_and_too_little_judged_time_is_inconclusive() -> None:
+    # day 1 09:00, seconds after start: a handful of slow warm-up orders is not a breach
+    warmup = {"start": t(0), "end": t(5), "seconds": 5.0, "orders": 4.0,
+              "insufficient": "insufficient data: 4 order(s) decided, fewer than 20",
+              "values": {"rtt_p95": 900.0}, "verdicts": {"rtt_p95": None}}
+    later = {"start": t(5), "end": t(100), "seconds": 95.0, "orders": 300.0,
+             "insufficient": None, "values": {"rtt_p95": 200.0},
+             "verdicts": {"rtt_p95": True}}
+    judged = evaluate(replace(passing(), slo=SloFacts(days(), (warmup, later), 100.0, 95.0)))
+    assert outcomes(judged)["slo"] == "pass"
+    assert judged.item("slo").evidence["covered_share"] == 0.95
+    thin = evaluate(replace(passing(), slo=SloFacts(days(), (warmup,), 100.0, 0.0)))
+    assert outcomes(thin)["slo"] == "inconclusive"
+    assert "enough orders to judge" in thin.item("slo").reason
 
 
 def test_incidents() -> None:

@@ -109,7 +109,16 @@ class TreatyMetrics:
 
     def record_fill(self, filled: bool) -> None:
         with self.fill_lock:
-            self.fill_window.record(filled, time.time())
+            now = time.time()
+            self.fill_window.record(filled, now)
+            if self.fill_distribution.count == 0:
+                # the first admitted order gives the window its first rate: observe it now,
+                # not a ``fill_bucket_every`` later, so the seed's
+                # histogram_quantile(0.95, treaty_fill_rate_bucket) has a number as soon as
+                # treaty_fill_rate has one (it is NaN while every bucket is empty)
+                rate = self.fill_window.rate(now)
+                if rate is not None:
+                    self.fill_distribution.observe(rate)
 
     def sample_fill_rate(self) -> float | None:
         """Observe the window rate into the distribution; called every ``fill_bucket_every``."""

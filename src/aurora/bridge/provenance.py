@@ -33,8 +33,9 @@ from aurora.config import load_stack
 from aurora.home import Home
 from aurora.keys import Ed25519PublicKey
 from aurora.ledger import Ledger, LedgerError
+from aurora.ledger.files import load_verifier
 from aurora.ledger.merkle import leaf_hash
-from aurora.ledger.note import Verifier, open_checkpoint
+from aurora.ledger.note import open_checkpoint
 from aurora.provenance import order_record_problem
 from aurora.wire import parse_rfc3339, rfc3339_at, utc_now
 
@@ -51,7 +52,7 @@ class ProvenanceAuditor:
         self._window = window_s
         self._grace = grace_s
         self._origin = load_stack(home).ledger_origin
-        self._verifier = Verifier.from_vkey(home.ledger_vkey.read_text().strip())
+        self._verifier = load_verifier(home)
         self._lock = threading.Lock()
         self._pending: list[tuple[int, float]] = []  # heap of (seq, accepted_at)
         self._results: deque[tuple[float, bool]] = deque()
@@ -107,6 +108,12 @@ class ProvenanceAuditor:
         proof.verify()
         problem = order_record_problem(row.entry, self._tenant_keys, self._provider_keys)
         return f"leaf {seq}: {problem}" if problem else None
+
+    def close(self) -> None:
+        """Close the auditor's read connection to the ledger (at shutdown)."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
 
     def audit(self, now: float) -> None:
         """Check every pending record a signed checkpoint now covers (scrape thread)."""

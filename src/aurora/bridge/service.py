@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,12 +28,19 @@ from aurora.config import StackConfig, TenantConfig
 from aurora.durations import parse_duration
 from aurora.keys import Ed25519PublicKey
 from aurora.ledger import Entry, Ledger, Receipt
-from aurora.policy.state import NONCE_TTL_SECONDS, PolicyState, Reservation
+from aurora.policy.state import NONCE_TTL_SECONDS, Reservation
+from aurora.policy.treaty_state import (
+    MemoryTreatyState,
+    TreatyState,
+    TreatyStateUnavailable,
+)
 from aurora.provenance import ack_matches_order
 from aurora.routing import Candidate, CircuitBreaker, Offer, rank
 from aurora.treaty import Treaty
 from aurora.wire import (
+    IDEMPOTENCY_HEADER,
     SchemaError,
+    idempotency_key,
     parse_ack,
     parse_order,
     parse_rfc3339,
@@ -60,7 +69,7 @@ def error(status: int, code: str, detail: str, **extra: Any) -> Answer:
 class Attempt:
     provider: str
     gpu_type: str
-    outcome: str  # acked, timeout, error, refused, bad_ack
+    outcome: str  # acked, timeout, error, refused, bad_ack, conflict
     ms: float
     detail: str = ""
     ack: dict[str, Any] | None = None
@@ -94,6 +103,8 @@ class BridgeService:
         ledger: Ledger,
         metrics: TreatyMetrics,
         auditor: ProvenanceAuditor | None = None,
+        crash_after_ack: bool = False,
+        state: TreatyState | None = None,
     ) -> None:
         self.stack = stack
         self.treaty = treaty
@@ -103,7 +114,10 @@ class BridgeService:
         self.ledger = ledger
         self.metrics = metrics
         self.auditor = auditor
-        self.policy = PolicyState(treaty, tenants)
+        # Fault hook for tests (AURORA_FAULT_CRASH_AFTER_ACK=1): die by SIGKILL between a
+        # provider's ACK and the ledger append, the window idempotency keys close.
+        self._crash_after_ack = crash_after_ack
+        self.state: TreatyState = state or MemoryTreatyState(treaty, tenants)
         self.breaker = CircuitBreaker()
         self.feed = MarketFeed()
         self._session: aiohttp.ClientSession | None = None
@@ -114,9 +128,8 @@ class BridgeService:
                           for o in ("filled", "dropped", "denied", "replay", "rejected")}
         self._rtt = metrics.rtt.labels(tid)
         self._policy_ms = metrics.policy.labels(tid)
-        metrics.quota_used.labels(tid).set_function(lambda: self.policy.usage("", time.time())
-                                                    .treaty_period)
-        metrics.live_nonces.labels(tid).set_function(lambda: self.policy.live_nonces)
+        metrics.quota_used.labels(tid).set_function(lambda: self.state.treaty_usage())
+        metrics.live_nonces.labels(tid).set_function(lambda: self.state.live_nonces())
         for provider in provider_keys:  # every series exists from the start, at zero
             for reason in ("timeout", "error", "refused", "bad_ack"):
                 metrics.failovers.labels(tid, provider, reason)
@@ -124,7 +137,12 @@ class BridgeService:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def restore_policy_state(self) -> int:
-        """Rebuild nonces and quota usage from the ledger; returns the records replayed."""
+        """Rebuild nonces and quota usage from the ledger; returns the records replayed.
+
+        Only for the in-memory state: in PostgreSQL the state outlives every process.
+        """
+        if not isinstance(self.state, MemoryTreatyState):
+            return 0
         now = time.time()
         since = now - max(NONCE_TTL_SECONDS, self.treaty.quota.period_seconds)
         records = []
@@ -136,10 +154,11 @@ class BridgeService:
             hours = float(order.get("gpu_hours", 0)) if row.kind == "order" else None
             records.append((row.kind, row.tenant_id, row.subject, hours,
                             parse_rfc3339(row.ts).timestamp()))
-        self.policy.restore(records, now)
+        self.state.restore(records, now)
         return len(records)
 
     async def start(self) -> None:
+        await self.state.start()
         connector = aiohttp.TCPConnector(limit=512, keepalive_timeout=30, ttl_dns_cache=300)
         # No cookies, no compression, no default headers: every order pays for what is on.
         self._session = aiohttp.ClientSession(
@@ -159,8 +178,11 @@ class BridgeService:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
+        await self.state.close()
         # uvicorn re-raises SIGTERM once it has shut down, so this lifespan exit is the last
         # moment to commit what is queued and persist a checkpoint covering every entry.
+        if self.auditor is not None:
+            self.auditor.close()
         await asyncio.to_thread(self.ledger.close)
 
     @staticmethod
@@ -230,9 +252,14 @@ class BridgeService:
             return self._reject(401, "signature", "signature does not verify")
 
         policy_started = time.perf_counter()
-        admission = self.policy.admit(treaty_id=order.treaty_id, tenant_id=order.tenant_id,
-                                      region=order.region, gpu_hours=order.gpu_hours,
-                                      nonce=order.nonce, now=now)
+        try:
+            admission = await self.state.admit(
+                treaty_id=order.treaty_id, tenant_id=order.tenant_id, region=order.region,
+                gpu_hours=order.gpu_hours, nonce=order.nonce, now=now)
+        except TreatyStateUnavailable as exc:
+            log.error("treaty state unavailable: %s", exc)
+            self.metrics.dropped.labels(self.treaty.treaty_id, "ledger").inc()
+            return error(503, "ledger", "the treaty state could not be reached; retry later")
         policy_ms = (time.perf_counter() - policy_started) * 1000.0
         self._policy_ms.observe(policy_ms)
         if admission.replay:
@@ -245,33 +272,64 @@ class BridgeService:
                           subject=order.nonce,
                           data={"order": document, "decision": decision.to_json(),
                                 "policy_ms": round(policy_ms, 4)})
-            if (failed := await self._record(entry, order.tenant_id, order.nonce)) is not None:
+            if (failed := await self._record(entry, order.tenant_id, order.nonce,
+                                             now)) is not None:
                 return failed
             self._outcomes["denied"].inc()
             return error(403, "policy", decision.detail, reason=decision.reason)
         assert admission.reservation is not None
         return await self._fill(document, order.tenant_id, order.nonce, order.region,
                                 order.gpu_hours, deadline, admission.reservation, policy_ms,
-                                started)
+                                started, now)
 
     def _reject(self, status: int, code: str, detail: str) -> Answer:
         self._outcomes["rejected"].inc()
         return error(status, code, detail)
 
-    async def _record(self, entry: Entry, tenant_id: str, nonce: str) -> Answer | None:
-        """Append a verdict; on failure the nonce is forgotten, as nothing durable saw it."""
+    async def _append(self, entry: Entry, admitted_at: float) -> Receipt:
+        """Append a verdict while its claim is still ours; the nonce is spent once durable."""
+        if not self.state.fresh(admitted_at, time.time()):
+            # the claim's lease ran out (a stalled append or routing): another replica may
+            # already have undone it, so recording the verdict now could spend twice
+            raise TimeoutError("the claim's lease expired before the verdict was recorded")
+        receipt = await asyncio.wrap_future(self.ledger.submit(entry))
+        await self._settle(entry)
+        return receipt
+
+    async def _settle(self, entry: Entry) -> None:
+        assert entry.tenant_id is not None and entry.subject is not None
         try:
-            await asyncio.wrap_future(self.ledger.submit(entry))
+            await self.state.settle(entry.tenant_id, entry.subject, entry.kind)
+        except TreatyStateUnavailable as exc:  # the lease reclaimer settles it from the ledger
+            log.warning("could not settle a claim now (%s); its lease will", exc)
+
+    async def _release(self, reservation: Reservation) -> None:
+        try:
+            await self.state.release(reservation)
+        except TreatyStateUnavailable as exc:  # the lease reclaimer gives them back
+            log.warning("could not release a reservation now (%s); its lease will", exc)
+
+    async def _unrecorded(self, tenant_id: str, nonce: str) -> None:
+        try:
+            await self.state.unrecorded(tenant_id, nonce)
+        except TreatyStateUnavailable as exc:  # the lease reclaimer undoes it
+            log.warning("could not undo a claim now (%s); its lease will", exc)
+
+    async def _record(self, entry: Entry, tenant_id: str, nonce: str,
+                      admitted_at: float) -> Answer | None:
+        """Append a verdict; on failure the claim is undone, as nothing durable saw it."""
+        try:
+            await self._append(entry, admitted_at)
         except Exception as exc:
             log.error("ledger append failed: %s", exc)
-            self.policy.forget_nonce(tenant_id, nonce)
+            await self._unrecorded(tenant_id, nonce)
             self.metrics.dropped.labels(self.treaty.treaty_id, "ledger").inc()
             return error(503, "ledger", "the decision could not be recorded; retry later")
         return None
 
     async def _fill(self, document: dict[str, Any], tenant_id: str, nonce: str, region: str,
                     gpu_hours: float, deadline: float, reservation: Reservation,
-                    policy_ms: float, started: float) -> Reply:
+                    policy_ms: float, started: float, admitted_at: float) -> Reply:
         tid = self.treaty.treaty_id
         prefs = self.tenants[tenant_id].routing
         candidates = rank(self.feed.offers, region=region, gpu_hours=gpu_hours, prefs=prefs,
@@ -284,6 +342,8 @@ class BridgeService:
                 break
             attempt = await self._ask(candidate, document, budget)
             attempts.append(attempt)
+            if attempt.outcome == "conflict":
+                break
             if attempt.outcome == "acked":
                 self.breaker.success(candidate.provider_id)
                 ack = attempt.ack
@@ -292,26 +352,36 @@ class BridgeService:
             self.metrics.failovers.labels(tid, candidate.provider_id, attempt.outcome).inc()
         route = {"candidates": [c.provider_id for c in candidates],
                  "attempts": [a.to_json() for a in attempts]}
+        if ack is None and attempts and attempts[-1].outcome == "conflict":
+            # The provider holds a job for this nonce under another order: trying the next
+            # provider would open a second job for one nonce. Nothing durable saw this claim.
+            await self._release(reservation)
+            await self._unrecorded(tenant_id, nonce)
+            self._outcomes["replay"].inc()
+            return error(409, "replay", f"nonce already used for another order at "
+                         f"{attempts[-1].provider}")
         if ack is None:
-            self.policy.release(reservation)
+            await self._release(reservation)
             why = "no eligible provider" if not candidates else "every candidate failed"
             entry = Entry(kind="drop", treaty_id=tid, tenant_id=tenant_id, subject=nonce,
                           data={"order": document, "route": route, "reason": why,
                                 "policy_ms": round(policy_ms, 4)})
-            if (failed := await self._record(entry, tenant_id, nonce)) is not None:
+            if (failed := await self._record(entry, tenant_id, nonce, admitted_at)) is not None:
                 return failed
             self.metrics.dropped.labels(tid, "no_provider").inc()
             self._outcomes["dropped"].inc()
             self.metrics.record_fill(False)
             return error(503, "no_provider", why, attempts=route["attempts"])
 
+        if self._crash_after_ack:
+            os.kill(os.getpid(), signal.SIGKILL)
         rtt_ms = (time.perf_counter() - started) * 1000.0
         self._rtt.observe(rtt_ms)
         entry = Entry(kind="order", treaty_id=tid, tenant_id=tenant_id, subject=nonce,
                       data={"order": document, "ack": ack, "route": route,
                             "rtt_ms": round(rtt_ms, 3), "policy_ms": round(policy_ms, 4)})
         try:
-            receipt = await asyncio.wrap_future(self.ledger.submit(entry))
+            receipt = await self._append(entry, admitted_at)
         except Exception as exc:
             # The provider took the job but the ledger did not record it: a provenance gap.
             log.error("ledger append failed for an accepted order: %s", exc)
@@ -340,7 +410,8 @@ class BridgeService:
 
         try:
             body = json.dumps({"order": order, "gpu_type": gpu}, separators=(",", ":"))
-            async with self._session.post(url, data=body.encode(), headers=_JSON_HEADERS,
+            headers = {**_JSON_HEADERS, IDEMPOTENCY_HEADER: idempotency_key(order)}
+            async with self._session.post(url, data=body.encode(), headers=headers,
                                           timeout=aiohttp.ClientTimeout(total=budget)) as response:
                 raw = await response.read()
                 status = response.status
@@ -348,6 +419,8 @@ class BridgeService:
             return done("timeout", f"no answer within {budget * 1000:.0f} ms")
         except aiohttp.ClientError as exc:
             return done("error", type(exc).__name__)
+        if status == 409 and _error_code(raw) == "idempotency_conflict":
+            return done("conflict", "the provider has another order under this nonce")
         if status == 503:
             reason = _error_code(raw)
             return done("refused" if reason in ("capacity", "outage") else "error", reason)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aurora.canary.plan import BUCKETS  # and plan.bucket_of: the Python twin of the hash below
+from aurora.durable import atomic_write
 from aurora.errors import AuroraError, ConfigError
 
 MAP_KEY = "canary"
@@ -109,10 +110,8 @@ def _check_weight(weight: int) -> int:
 
 
 def write_weight_map(path: Path, weight: int) -> None:
-    """The map file HAProxy loads at start (atomically replaced)."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(f"{MAP_KEY} {_check_weight(weight)}\n")
-    tmp.replace(path)
+    """The map file HAProxy loads at start (atomically replaced, durably)."""
+    atomic_write(path, f"{MAP_KEY} {_check_weight(weight)}\n".encode())
 
 
 def write_config(cfg: SplitConfig, path: Path, *, weight: int) -> None:
@@ -185,13 +184,18 @@ class RuntimeApi:
         if (held := self.weight()) != weight:
             raise AuroraError(f"HAProxy holds weight {held} after setting {weight}")
 
-    def served(self) -> dict[str, int]:
-        """Requests each backend has served since HAProxy started (``stot``)."""
+    def _backends(self) -> dict[str, dict[str, str]]:
         text = self.command("show stat").lstrip("# ")
-        out: dict[str, int] = {}
-        for row in csv.DictReader(io.StringIO(text)):
-            if row.get("svname") == "BACKEND" and row.get("pxname") in TRACKS:
-                out[row["pxname"]] = int(row["stot"] or 0)
+        out = {row["pxname"]: row for row in csv.DictReader(io.StringIO(text))
+               if row.get("svname") == "BACKEND" and row.get("pxname") in TRACKS}
         if set(out) != set(TRACKS):
             raise AuroraError("HAProxy's statistics lack the stable or canary backend")
         return out
+
+    def served(self) -> dict[str, int]:
+        """Requests each backend has served since HAProxy started (``stot``)."""
+        return {name: int(row["stot"] or 0) for name, row in self._backends().items()}
+
+    def backend_status(self) -> dict[str, str]:
+        """Each backend's health as HAProxy sees it (``UP``, ``DOWN``)."""
+        return {name: row["status"] for name, row in self._backends().items()}

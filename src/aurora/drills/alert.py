@@ -24,7 +24,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import yaml
 
 from aurora.drills import window as drillwindow
@@ -34,6 +33,7 @@ from aurora.home import Home
 from aurora.incidents.config import Sev, load_incidents_config
 from aurora.incidents.model import ALERTMANAGER, Incident, IncidentError
 from aurora.incidents.service import IncidentStore
+from aurora.providers.chaos import ChaosClient
 from aurora.wire import format_rfc3339, utc_now
 
 DRILL_BY = "drill"
@@ -213,26 +213,20 @@ class ChaosFaults:
     """Fault events posted to the provider network (``POST /chaos``, what ``aurora chaos``
     does), remembered by id so that ``clear`` deletes those and no one else's."""
 
-    url: str
+    client: ChaosClient
     bodies: list[dict[str, Any]]
-    timeout: float = 10.0
     event_ids: list[str] = field(default_factory=list)
-
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None
-                 ) -> httpx.Response:
-        try:
-            return httpx.request(method, f"{self.url}{path}", json=body, timeout=self.timeout)
-        except httpx.HTTPError as exc:
-            raise UnreachableError(f"provider network at {self.url} is unreachable "
-                                   f"({type(exc).__name__})") from None
 
     def inject(self) -> None:
         for body in self.bodies:
-            answer = self._request("POST", "/chaos", body)
-            if answer.status_code != 201:
+            try:
+                event = self.client.add(body)
+            except UnreachableError:
+                raise
+            except AuroraError as exc:
                 raise AuroraError(f"provider network refused {body['type']} on "
-                                  f"{body['provider']}: {answer.status_code} {answer.text[:200]}")
-            self.event_ids.append(str(answer.json()["event"]["id"]))
+                                  f"{body['provider']}: {exc}") from None
+            self.event_ids.append(str(event["id"]))
 
     def clear(self) -> None:
         """Delete every event ``inject`` created (one that already ended is fine)."""
@@ -240,12 +234,9 @@ class ChaosFaults:
         while self.event_ids:
             event_id = self.event_ids.pop()
             try:
-                answer = self._request("DELETE", f"/chaos/{event_id}")
-            except UnreachableError as exc:
+                self.client.remove(event_id, missing_ok=True)
+            except AuroraError as exc:
                 failed.append(f"{event_id}: {exc}")
-                continue
-            if answer.status_code not in (200, 404):
-                failed.append(f"{event_id}: {answer.status_code}")
         if failed:
             raise AuroraError(f"could not clear fault event(s) {'; '.join(failed)}")
 
@@ -271,7 +262,7 @@ def drill_plan(home: Home, alert_name: str, *, region: str | None = None,
     (fill-rate drill) defaults to the treaty region served by the fewest providers;
     ``fault_for`` bounds the fault should the drill die before clearing it.
     """
-    from aurora.config import load_providers, load_stack
+    from aurora.config import load_providers
     from aurora.treaty import load_treaty
 
     spec = DRILLABLE.get(alert_name)
@@ -284,7 +275,7 @@ def drill_plan(home: Home, alert_name: str, *, region: str | None = None,
         bodies = fault_events(spec, providers, region=chosen, duration=fault_for)
     except DrillPlanError as exc:
         raise DrillError(f"{alert_name}: {exc}") from None
-    faults = ChaosFaults(load_stack(home).providers_url, bodies)
+    faults = ChaosFaults(ChaosClient.for_home(home), bodies)
     sev = load_incidents_config(home).classify(_rule_labels(home, alert_name)).sev
     summary = spec.summary + (f" ({chosen})" if spec.fault == "region_outage" else "")
     return DrillPlan(inject=faults.inject, clear=faults.clear, expected_sev=sev,

@@ -20,12 +20,8 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from aurora.config import load_stack
 from aurora.drills.window import DrillWindow
 from aurora.durations import format_duration
-from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
 
 if TYPE_CHECKING:
@@ -35,14 +31,10 @@ from aurora.wire import utc_now
 
 def clear_faults(home: Home) -> None:
     """``DELETE /chaos``: every fault event (after an interrupted drill, whose ids are lost)."""
-    url = f"{load_stack(home).providers_url}/chaos"
-    try:
-        response = httpx.delete(url, timeout=10.0)
-    except httpx.HTTPError as exc:
-        raise UnreachableError(f"provider network at {url} is unreachable "
-                               f"({type(exc).__name__})") from None
-    if response.status_code >= 400:
-        raise AuroraError(f"DELETE {url}: HTTP {response.status_code} {response.text[:200]}")
+    from aurora.providers.chaos import ChaosClient
+
+    with ChaosClient.for_home(home) as client:
+        client.clear()
 
 
 def _open_incidents(home: Home, alert: str) -> list[str]:

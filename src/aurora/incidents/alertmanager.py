@@ -16,9 +16,11 @@ from typing import Any
 import yaml
 
 from aurora.config import StackConfig
+from aurora.durable import atomic_write
 from aurora.errors import ConfigError
 from aurora.home import Home
 from aurora.incidents.webhook import MAX_ALERTS
+from aurora.tokens import INCIDENTS, token_path
 
 BINARIES = ("prometheus-alertmanager", "alertmanager")  # Debian's name, upstream's name
 RECEIVER_PATH = "/alerts"
@@ -60,15 +62,21 @@ def render_alertmanager_config(
             if value is not None:
                 route[name] = value
     url = stack.url(stack.incidents_port, RECEIVER_PATH)
+    # Alertmanager reads the token file on each notification: a rotated token needs no
+    # re-render, only the receiver's restart.
+    credentials = token_path(home, INCIDENTS).resolve()
     for receiver in document.get("receivers") or []:
         for hook in receiver.get("webhook_configs") or []:
             hook["url"] = url
             hook["max_alerts"] = MAX_ALERTS  # what the receiver accepts in one notification
+            hook["http_config"] = {"authorization": {"type": "Bearer",
+                                                     "credentials_file": str(credentials)}}
     out_dir = out_dir or home.data_dir / "alertmanager-runtime"
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "alertmanager.yml"
-    target.write_text("# rendered from ops/alertmanager.yml by aurora.incidents.alertmanager\n"
-                      + yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    atomic_write(target, ("# rendered from ops/alertmanager.yml by "
+                          "aurora.incidents.alertmanager\n"
+                          + yaml.safe_dump(document, sort_keys=False)).encode())
     return target
 
 

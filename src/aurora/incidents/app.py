@@ -6,7 +6,11 @@
   ``{"error", "detail"}`` and changes nothing
   (Alertmanager does not retry 4xx). If the ledger cannot record the change: 503, which
   Alertmanager retries — the idempotent store makes the retry safe.
-- ``GET /incidents[?open=1&since=7d&alertname=X]``, ``GET /incidents/{id}``: JSON.
+- ``GET /incidents[?open=1&since=7d&alertname=X&offset=0&limit=100]``: one page, newest
+  order as the store gives it, with ``total`` and ``next_offset`` (null on the last page;
+  ``limit`` at most 1000); ``GET /incidents/{id}``: JSON.
+- Every path but ``/healthz`` and ``/metrics`` needs the bearer token of
+  ``secrets/incidents.token`` when the receiver has one (``aurora.tokens``).
 - ``GET /healthz``: 200 ``{"status": "ok", "open": N}``.
 - ``GET /openapi.json``: the OpenAPI document (``aurora.incidents.openapi``).
 - ``GET /metrics``: see ``aurora.incidents.metrics``; SLA breaches due are recorded
@@ -26,21 +30,40 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from aurora.durations import parse_since
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.httpbody import BodyTooLarge, read_body
 from aurora.incidents import metrics
 from aurora.incidents.model import IncidentError, IncidentNotFound
 from aurora.incidents.openapi import openapi_document
-from aurora.incidents.report import parse_since
 from aurora.incidents.service import IncidentStore
 from aurora.incidents.webhook import MAX_BODY_BYTES, WebhookError, parse_webhook
+from aurora.tokens import BearerAuth
 
 log = logging.getLogger("aurora.incidents")
+
+
+PAGE_DEFAULT = 100
+PAGE_MAX = 1000
+
+
+def _count(text: str | None, name: str, default: int, maximum: int | None) -> int:
+    """A non-negative integer query parameter (at most ``maximum``); ValueError saying why."""
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > 9:  # isdigit: no sign, no spaces; 9: no overflow
+        raise ValueError(f"{name}: a whole number from 0" +
+                         (f" to {maximum}" if maximum is not None else "") + f", not {text!r}")
+    value = int(text)
+    if maximum is not None and not 1 <= value <= maximum:
+        raise ValueError(f"{name}: from 1 to {maximum}, not {value}")
+    return value
 
 
 def _error(status: int, error: str, detail: str) -> JSONResponse:
@@ -48,10 +71,11 @@ def _error(status: int, error: str, detail: str) -> JSONResponse:
 
 
 class Receiver:
-    def __init__(self, home: Home, store: IncidentStore | None, check_every: float) -> None:
+    def __init__(self, home: Home, store: IncidentStore | None, check_every: float,
+                 owns_store: bool | None = None) -> None:
         self.home = home
         self.store = store
-        self._owns_store = store is None
+        self._owns_store = store is None if owns_store is None else owns_store
         self.check_every = check_every
         self.webhooks = metrics.WebhookCounts()
         self._ingest_turn = asyncio.Lock()
@@ -129,11 +153,20 @@ class Receiver:
                 since = parse_since(text, store.clock())
             except ValueError as exc:
                 return _error(400, "bad_query", str(exc))
+        try:
+            offset = _count(query.get("offset"), "offset", 0, None)
+            limit = _count(query.get("limit"), "limit", PAGE_DEFAULT, PAGE_MAX)
+        except ValueError as exc:
+            return _error(400, "bad_query", str(exc))
         found = await run_in_threadpool(
             store.incidents, open_only=query.get("open", "") in ("1", "true", "yes"),
             since=since, alertname=query.get("alertname"))
         now = store.clock()
-        return JSONResponse({"incidents": [i.to_json(now) for i in found]})
+        page = found[offset:offset + limit]
+        following = offset + limit if offset + limit < len(found) else None
+        return JSONResponse({"incidents": [i.to_json(now) for i in page],
+                             "total": len(found), "offset": offset, "limit": limit,
+                             "next_offset": following})
 
     async def show_incident(self, request: Request) -> Response:
         store = self._store()
@@ -176,10 +209,22 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return _error(exc.status_code, "http", str(exc.detail))
 
 
+def _needs_token(path: str) -> bool:
+    return path not in ("/healthz", "/metrics")  # Prometheus scrapes these, unauthenticated
+
+
 def create_app(home: Home, *, store: IncidentStore | None = None,
-               check_every: float = 15.0) -> Starlette:
-    """The receiver; it opens (and closes) its own store unless one is given (tests)."""
-    receiver = Receiver(home, store, check_every)
+               check_every: float = 15.0, token: str | None = None,
+               owns_store: bool | None = None) -> Starlette:
+    """The receiver; it opens (and closes) its own store unless one is given (tests).
+
+    With ``token`` every path but ``/healthz`` and ``/metrics`` needs it as a bearer token
+    (Alertmanager sends it, see ``aurora.incidents.alertmanager``). ``owns_store``: close a
+    given store at shutdown too (the lifespan's exit is the last moment: uvicorn re-raises
+    SIGTERM once it has shut down)."""
+    receiver = Receiver(home, store, check_every, owns_store)
+    middleware = [] if token is None else [
+        Middleware(BearerAuth, token=token, protected=_needs_token)]
     app = Starlette(routes=[
         Route("/alerts", receiver.alerts, methods=["POST"]),
         Route("/incidents", receiver.list_incidents, methods=["GET"]),
@@ -187,6 +232,7 @@ def create_app(home: Home, *, store: IncidentStore | None = None,
         Route("/healthz", receiver.healthz, methods=["GET"]),
         Route("/metrics", receiver.metrics, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
-    ], lifespan=receiver.lifespan, exception_handlers={HTTPException: _http_error})
+    ], lifespan=receiver.lifespan, middleware=middleware,
+        exception_handlers={HTTPException: _http_error})
     app.state.receiver = receiver
     return app

@@ -199,7 +199,7 @@ def report(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Counts per SEV, response-time percentiles and alert response within SLA."""
-    from aurora.incidents.report import parse_since
+    from aurora.durations import parse_since
     from aurora.incidents.service import open_store
 
     with open_store() as store:

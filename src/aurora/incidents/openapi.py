@@ -13,6 +13,7 @@ from aurora.incidents.webhook import WebhookPayload
 _ERRORS = {
     "400": "`bad_json`: not JSON, not an object, duplicate keys, NaN, bad Unicode.",
     "413": "`too_large`: body over 4 MiB.",
+    "401": "`unauthorized`: no `Authorization: Bearer <secrets/incidents.token>`.",
     "422": "`schema` (a field, a time out of range, too many alerts) or "
            "`unsupported_version`.",
     "503": "`unavailable`: the ledger did not record it; Alertmanager retries.",
@@ -52,7 +53,11 @@ def openapi_document() -> dict[str, Any]:
         "paths": {
             "/alerts": {"post": {"operationId": "postAlerts", "requestBody": {
                 "required": True, "content": json_body("Webhook")}, "responses": responses}},
-            "/healthz": {"get": {"operationId": "healthz", "responses": plain}},
+            # Prometheus probes health without credentials (aurora.incidents.app._needs_token)
+            "/healthz": {"get": {"operationId": "healthz", "responses": plain,
+                                 "security": []}},
         },
-        "components": {"schemas": schemas},
+        "security": [{"bearer": []}],
+        "components": {"schemas": schemas, "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer"}}},
     }

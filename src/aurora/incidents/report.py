@@ -17,13 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from aurora.durations import parse_duration
 from aurora.incidents.config import SEVS, Sev
 from aurora.incidents.model import Incident
-from aurora.wire import format_rfc3339, parse_rfc3339
+from aurora.wire import format_rfc3339
 
 PERCENTILES = (50, 90, 95, 99)
 
@@ -136,16 +135,3 @@ def build_report(incidents: Sequence[Incident], *, since: datetime | None, until
 
 def _responses(incidents: Sequence[Incident]) -> list[float]:
     return [r for i in incidents if (r := i.response_seconds) is not None]
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """``7d``/``24h``/``P7D`` back from ``now``, or an RFC 3339 time; ValueError otherwise."""
-    try:
-        return parse_rfc3339(text)
-    except ValueError:
-        pass
-    try:
-        return now - timedelta(seconds=parse_duration(text))
-    except ValueError:
-        raise ValueError(f"{text!r} is neither a duration (7d, 24h) nor an RFC 3339 time "
-                         "(2026-11-27T00:00:00Z)") from None

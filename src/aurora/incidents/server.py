@@ -12,6 +12,7 @@ import sys
 
 from aurora.config import load_stack
 from aurora.home import Home
+from aurora.tokens import INCIDENTS, check_bind, read_token
 
 
 def serve(home: Home | None = None, *, port: int | None = None, host: str | None = None,
@@ -26,12 +27,18 @@ def serve(home: Home | None = None, *, port: int | None = None, host: str | None
     stack = load_stack(home)
     # open the store here, not in the lifespan, so that a missing ledger key or a bad
     # config file is one clear error line before the port is taken
+    bind = host or stack.bind
+    token = read_token(home, INCIDENTS)
+    check_bind(bind, token, "incident receiver", INCIDENTS)
     store = IncidentStore.open(home, write=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                         "%(message)s")
     try:
-        uvicorn.run(create_app(home, store=store, check_every=check_every),
-                    host=host or stack.bind, port=port or stack.incidents_port,
+        # the app closes the store on shutdown: after uvicorn.run the re-raised SIGTERM
+        # would end the process before a `finally` here ran (closing twice is harmless)
+        uvicorn.run(create_app(home, store=store, check_every=check_every, token=token,
+                               owns_store=True),
+                    host=bind, port=port or stack.incidents_port,
                     log_level="warning", access_log=False, lifespan="on")
     finally:
         store.close()

@@ -160,7 +160,7 @@ class IncidentStore:
             ledger = None
         except (OSError, sqlite3.Error) as exc:
             if write:
-                raise StoreError(f"cannot open the ledger {home.ledger_db}: {exc}") from None
+                raise StoreError(f"cannot open the ledger: {exc}") from None
             ledger = None
         try:
             return cls(home, ledger=ledger, config=config, clock=clock, owns_ledger=True)

@@ -2,7 +2,14 @@
 
 ``Ledger.open(home)`` to append (needs ``secrets/ledger.key``),
 ``Ledger.open(home, readonly=True)`` to read and prove. See docs/LEDGER.md.
+
+The verification side (``merkle``, ``note``, ``entry``, ``offline``, ``errors``) needs
+nothing but hashing and signatures: importing it (or this package) loads no
+database driver, thread or configuration. ``Ledger`` and ``StoredCheckpoint``
+(the writer, over ``storage``) are loaded on first use.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from aurora.ledger.entry import (
     ConsistencyProof,
@@ -20,13 +27,16 @@ from aurora.ledger.errors import (
     LedgerClosedError,
     LedgerDatabaseError,
     LedgerError,
+    LedgerUnavailableError,
     NoteError,
     ProofError,
     RangeError,
     ReadOnlyError,
     TamperedError,
 )
-from aurora.ledger.ledger import Ledger, StoredCheckpoint
+
+if TYPE_CHECKING:
+    from aurora.ledger.ledger import Ledger, StoredCheckpoint
 
 __all__ = [
     "BackupError",
@@ -41,6 +51,7 @@ __all__ = [
     "LedgerDatabaseError",
     "LedgerError",
     "LedgerRow",
+    "LedgerUnavailableError",
     "NoteError",
     "ProofError",
     "RangeError",
@@ -50,3 +61,11 @@ __all__ = [
     "TamperedError",
     "TreeHead",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Ledger", "StoredCheckpoint"):
+        from aurora.ledger import ledger
+
+        return getattr(ledger, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,13 +24,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from aurora.ledger import merkle
+from aurora.ledger.entry import LedgerRow
 from aurora.ledger.errors import NoteError, TamperedError
 from aurora.ledger.note import Checkpoint, Verifier, open_checkpoint, parse_note
-from aurora.ledger.store import Store
+from aurora.ledger.storage import LedgerStore, Location, open_store
 
 ENTRY_KEYS = frozenset({"seq", "ts", "kind", "treaty_id", "tenant_id", "subject", "data"})
 COLUMNS = ("seq", "ts", "kind", "treaty_id", "tenant_id", "subject")
@@ -82,47 +82,33 @@ def _open_anchor(note: str, source: str, verifiers: Sequence[Verifier],
     return _Anchor(checkpoint.size, checkpoint.root, source)
 
 
-def _anchors(store: Store, external: _Anchor | None) -> Iterator[_Anchor]:
+def _anchors(store: LedgerStore, external: _Anchor | None) -> Iterator[_Anchor]:
     """Stored checkpoints (their columns; ``_SideChecks`` verifies the notes) and the
     external one, by size, streamed: a week of checkpoints every 5 s is 120k rows."""
-    stored: Iterator[_Anchor] = iter(())
-    if "checkpoints" in store.tables():
-        stored = (_Anchor(int(size), bytes(root), f"stored checkpoint at size {size}")
-                  for size, root in store.conn.execute(
-                      "SELECT tree_size, root_hash FROM checkpoints ORDER BY tree_size"))
+    stored = (_Anchor(size, root, f"stored checkpoint at size {size}")
+              for size, root in store.checkpoint_roots())
     return heapq.merge(stored, [external] if external else [], key=lambda a: a.size)
 
 
-# Checks every row's columns against its payload inside SQLite (JSON1, in C), in a
-# second thread: sqlite3 releases the GIL while it steps, so this overlaps with the
-# hashing in Python. One parse per row: the payload's six fields, rendered as a JSON
-# array, must equal the array of the columns. The comparison is type-exact (5 and
-# "5", null and "" differ), unlike comparing SQL values under SQLite's affinity rules.
-COLUMN_CHECK = """
-SELECT seq FROM audit_log WHERE seq < ? AND CASE
-  WHEN substr(payload, 1, 8) IS NOT '{"data":' OR NOT json_valid(payload) THEN 1
-  ELSE json_extract(payload, '$.seq', '$.ts', '$.kind', '$.treaty_id', '$.tenant_id',
-                    '$.subject')
-       IS NOT json_array(seq, ts, kind, treaty_id, tenant_id, subject)
-END ORDER BY seq LIMIT 1
-"""
 CHUNK = 4096
 
 
 class _Beside(threading.Thread):
-    """Runs one check on its own read-only connection beside the main pass; SQLite and
-    libsodium release the GIL, so this work uses the other core."""
+    """Runs one check on its own read-only connection beside the main pass; the database
+    (SQLite in C, or the PostgreSQL server) and libsodium release the GIL, so this work
+    uses the other core."""
 
-    def __init__(self, path: Path, work: Callable[[Store], TamperedError | None]) -> None:
+    def __init__(self, location: Location,
+                 work: Callable[[LedgerStore], TamperedError | None]) -> None:
         super().__init__(name="ledger-audit", daemon=True)
-        self.path = path
+        self.location = location
         self.work = work
         self.found: TamperedError | None = None
         self.error: BaseException | None = None
 
     def run(self) -> None:
         try:
-            store = Store(self.path, readonly=True)
+            store = open_store(self.location, readonly=True)
             try:
                 with store.errors():
                     self.found = self.work(store)
@@ -132,17 +118,15 @@ class _Beside(threading.Thread):
             self.error = exc
 
 
-def _check_columns(store: Store, size: int) -> TamperedError | None:
-    row = store.conn.execute(COLUMN_CHECK, (size,)).fetchone()
-    return None if row is None else _column_error(store, int(row[0]))
+def _check_columns(store: LedgerStore, size: int) -> TamperedError | None:
+    seq = store.first_column_mismatch(size)
+    return None if seq is None else _column_error(store, seq)
 
 
-def _check_notes(store: Store, lo: int, hi: int, verifiers: Sequence[Verifier],
+def _check_notes(store: LedgerStore, lo: int, hi: int, verifiers: Sequence[Verifier],
                  origin: str | None) -> TamperedError | None:
     """Verify the signed note of every stored checkpoint with ``lo < tree_size <= hi``."""
-    rows = store.conn.execute("SELECT tree_size, root_hash, note FROM checkpoints WHERE "
-                              "tree_size > ? AND tree_size <= ? ORDER BY tree_size", (lo, hi))
-    for size, root, note in rows:
+    for size, root, note in store.checkpoint_notes(lo, hi):
         source = f"stored checkpoint at size {size}"
         if origin is not None:
             expected = Checkpoint(origin, size, bytes(root))
@@ -157,26 +141,21 @@ def _check_notes(store: Store, lo: int, hi: int, verifiers: Sequence[Verifier],
     return None
 
 
-def _note_ranges(store: Store) -> list[tuple[int, int]]:
+def _note_ranges(store: LedgerStore) -> list[tuple[int, int]]:
     """Size ranges splitting the stored checkpoints among threads (a week of them, one
     per 5 s, is 120k signatures: most of an audit's work beside the hashing)."""
-    if "checkpoints" not in store.tables():
-        return []
-    count, last = store.conn.execute(
-        "SELECT count(*), max(tree_size) FROM checkpoints").fetchone()
-    if not count:
+    count, middle, last = store.checkpoint_sizes()
+    if not count or middle is None or last is None:
         return []
     if count < 2000:
-        return [(-1, int(last))]
-    (middle,) = store.conn.execute("SELECT tree_size FROM checkpoints ORDER BY tree_size "
-                                   "LIMIT 1 OFFSET ?", (count // 2,)).fetchone()
-    return [(-1, int(middle)), (int(middle), int(last))]
+        return [(-1, last)]
+    return [(-1, middle), (middle, last)]
 
 
 class _Audit:
     """The streaming pass over leaves, stored hashes and signed tree heads."""
 
-    def __init__(self, store: Store, anchors: Iterator[_Anchor], total: int,
+    def __init__(self, store: LedgerStore, anchors: Iterator[_Anchor], total: int,
                  progress: Progress | None) -> None:
         self.store = store
         self.total = total
@@ -214,8 +193,7 @@ class _Audit:
         """A root that differs may be an edited checkpoint row rather than edited leaves."""
         if not anchor.source.startswith("stored"):
             return
-        (note,) = self.store.conn.execute("SELECT note FROM checkpoints WHERE tree_size = ?",
-                                          (anchor.size,)).fetchone()
+        note = self.store.checkpoint_note(anchor.size) or ""
         try:
             signed = Checkpoint.parse(parse_note(note).text)
         except NoteError as exc:
@@ -225,11 +203,8 @@ class _Audit:
                                       "note")
 
     def run(self, with_hashes: bool) -> None:
-        conn = self.store.conn
-        rows_cursor = conn.execute(
-            "SELECT seq, CAST(payload AS BLOB), leaf_hash FROM audit_log ORDER BY seq")
-        hash_cursor = conn.execute("SELECT idx, hash FROM merkle_hashes ORDER BY idx") \
-            if with_hashes else None
+        rows_cursor = self.store.leaf_rows()
+        hash_cursor = self.store.hash_rows() if with_hashes else None
         pending: list[tuple[_Anchor, bytes]] = []  # compared once the chunk's hashes are
         next_due = self.take_anchors(0, merkle.EMPTY_ROOT, pending)
         self.check_anchors(pending)
@@ -311,28 +286,33 @@ def _compare_hashes(stored: Sequence[tuple[int, bytes]], computed: list[bytes],
             pos += 1
 
 
-def _column_error(store: Store, seq: int) -> TamperedError:
-    """Say which column of row ``seq`` disagrees with its payload."""
-    row = store.get(seq)
-    assert row is not None
+def row_problem(row: LedgerRow) -> str | None:
+    """Which column of a row disagrees with its payload, if any (the slow, exact check)."""
     try:
         entry = json.loads(row.payload)
     except ValueError:
-        return TamperedError(seq, "payload is not JSON")
+        return "payload is not JSON"
     if not isinstance(entry, dict) or set(entry) != ENTRY_KEYS:
-        return TamperedError(seq, "payload is not a ledger entry (wrong fields)")
+        return "payload is not a ledger entry (wrong fields)"
     for name in COLUMNS:
         column = getattr(row, name)
         if entry[name] != column or type(entry[name]) is not type(column):
-            return TamperedError(seq, f"column {name} = {column!r} differs from the payload's "
-                                      f"{entry[name]!r}")
-    return TamperedError(seq, "columns differ from the payload")
+            return f"column {name} = {column!r} differs from the payload's {entry[name]!r}"
+    return None
 
 
-def audit(path: Path, verifiers: Sequence[Verifier], *, origin: str | None = None,
+def _column_error(store: LedgerStore, seq: int) -> TamperedError:
+    """Say which column of row ``seq`` disagrees with its payload."""
+    row = store.get(seq)
+    assert row is not None
+    return TamperedError(seq, row_problem(row) or "columns differ from the payload")
+
+
+def audit(location: Location, verifiers: Sequence[Verifier], *, origin: str | None = None,
           checkpoint_note: tuple[str, str] | None = None,
           progress: Progress | None = None) -> AuditReport:
-    """Verify a ledger database; raise TamperedError with the first bad leaf index.
+    """Verify a ledger database (a SQLite file or a PostgreSQL URL); raise TamperedError
+    with the first bad leaf index.
 
     ``checkpoint_note`` is an extra (note text, where it came from) to check, e.g.
     ``ops/data/checkpoint``. If it names a tree larger than the database, the
@@ -340,7 +320,7 @@ def audit(path: Path, verifiers: Sequence[Verifier], *, origin: str | None = Non
     since nothing in the database itself contradicts it.
     """
     started = time.perf_counter()
-    store = Store(path, readonly=True)
+    store = open_store(location, readonly=True)
     warnings: list[str] = []
     try:
         store.check_schema()
@@ -362,8 +342,8 @@ def audit(path: Path, verifiers: Sequence[Verifier], *, origin: str | None = Non
                                 "was recomputed from the payloads")
             with store.errors():
                 ranges = _note_ranges(store)
-            checks = [_Beside(path, partial(_check_columns, size=total))] + [
-                _Beside(path, partial(_check_notes, lo=lo, hi=hi, verifiers=verifiers,
+            checks = [_Beside(location, partial(_check_columns, size=total))] + [
+                _Beside(location, partial(_check_notes, lo=lo, hi=hi, verifiers=verifiers,
                                       origin=origin)) for lo, hi in ranges]
             for check in checks:
                 check.start()

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 import zlib
 from dataclasses import asdict, dataclass
@@ -29,26 +28,25 @@ from pathlib import Path
 from typing import Any
 
 from aurora.digests import sha256_file
+from aurora.durable import atomic_copy, atomic_write, fsync_dir
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport, audit
 from aurora.ledger.entry import Entry
 from aurora.ledger.errors import BackupError, LedgerError, TamperedError
 from aurora.ledger.files import (
-    atomic_write,
-    checkpoint_path,
-    db_path,
-    fsync_dir,
     load_signer,
     load_verifier,
     move_aside,
     now_rfc3339,
     origin,
+    restore_lock,
     write_checkpoint_file,
 )
 from aurora.ledger.ledger import Ledger
 from aurora.ledger.note import Checkpoint, Signer, sign_checkpoint
-from aurora.ledger.store import Store, sqlite_errors
+from aurora.ledger.sqlitestore import SqliteStore, fold_wal
+from aurora.ledger.storage import Location, checkpoint_path, describe, ledger_location, open_store
 from aurora.wire import utc_now
 
 LATEST = "ledger-latest.db.gz"
@@ -73,29 +71,28 @@ class BackupInfo:
         return asdict(self)
 
 
-def integrity_check(path: Path) -> None:
-    """``PRAGMA integrity_check`` on a database file; BackupError unless it says ok."""
-    store = Store(path, readonly=True)
+def integrity_check(location: Location) -> str:
+    """The engine's own check of a ledger database; BackupError unless it finds nothing.
+
+    SQLite: ``PRAGMA integrity_check``. PostgreSQL: amcheck (``verify_heapam`` and
+    ``bt_index_check``). Returns what was run, for reports.
+    """
+    store = open_store(location, readonly=True)
     try:
-        with sqlite_errors(path):
-            rows = [r[0] for r in store.conn.execute("PRAGMA integrity_check")]
+        problems = store.integrity_check()
     finally:
         store.close()
-    if rows != ["ok"]:
-        raise BackupError(f"{path}: PRAGMA integrity_check failed: {'; '.join(rows[:3])}")
+    what = "PRAGMA integrity_check" if isinstance(location, Path) else "amcheck"
+    if problems:
+        raise BackupError(f"{describe(location)}: {what} failed: {'; '.join(problems[:3])}")
+    return what
 
 
 def snapshot(source: Path, target: Path) -> None:
     """A consistent copy of a live WAL database, as one self-contained file."""
-    src = Store(source, readonly=True)
+    src = SqliteStore(source, readonly=True)
     try:
-        with sqlite_errors(source):
-            dst = sqlite3.connect(target, isolation_level=None)
-            try:
-                src.conn.backup(dst)  # pages=-1: one step, one read snapshot
-                dst.execute("PRAGMA journal_mode = DELETE")
-            finally:
-                dst.close()
+        src.copy_to(target)
     finally:
         src.close()
 
@@ -103,15 +100,14 @@ def snapshot(source: Path, target: Path) -> None:
 def _seal(path: Path, signer: Signer) -> None:
     """Add a signed checkpoint at the copy's exact size (writers may have added entries
     between the checkpoint taken before the snapshot and the snapshot itself)."""
-    store = Store(path, readonly=False)
+    store = SqliteStore(path, readonly=False)
     try:
         with store.transaction(write=True):
             frontier = store.head()
             root = frontier.root()
             note = sign_checkpoint(Checkpoint(signer.name, frontier.size, root), signer)
             store.insert_checkpoint(frontier.size, root, now_rfc3339(), note)
-        with sqlite_errors(path):
-            store.conn.execute("PRAGMA journal_mode = DELETE")
+        store.make_self_contained()
     finally:
         store.close()
 
@@ -189,16 +185,7 @@ def gunzip_to(source: Path, target: Path, *, limit: int | None = None) -> None:
         raise
 
 
-def _copy_durably(source: Path, target: Path) -> None:
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.copyfile(source, tmp)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target)
-    fsync_dir(target.parent)
-
-
-def _append_manifest(out_dir: Path, info: BackupInfo) -> None:
+def append_manifest(out_dir: Path, info: BackupInfo) -> None:
     with open(out_dir / MANIFEST, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(info.to_json(), sort_keys=True) + "\n")
         fh.flush()
@@ -208,7 +195,11 @@ def _append_manifest(out_dir: Path, info: BackupInfo) -> None:
 def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
            out_dir: Path | None = None, name: str | None = None) -> BackupInfo:
     """Take, verify and record one backup; return what the manifest says about it."""
-    source = db_path(home, db)
+    source = ledger_location(home, db)
+    if not isinstance(source, Path):
+        from aurora.ledger.pgbackup import backup as pg_backup
+
+        return pg_backup(home, source, db=db, out_dir=out_dir, name=name)
     out = out_dir or home.backups_dir
     created = utc_now()
     filename = name or f"ledger-{created:%Y%m%d-%H%M%S}.db.gz"
@@ -235,8 +226,8 @@ def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
             fsync_dir(out)
         atomic_write(out / f"{filename}.json",
                      (json.dumps(info.to_json(), indent=2) + "\n").encode())
-        _append_manifest(out, info)
-        _copy_durably(target, out / LATEST)
+        append_manifest(out, info)
+        atomic_copy(target, out / LATEST)
         atomic_write(out / f"{LATEST}.json", (json.dumps(info.to_json(), indent=2) + "\n")
                      .encode())
         ledger.append(Entry(kind="backup", data={
@@ -272,14 +263,7 @@ def _move_database_aside(db: Path, stamp: str) -> list[str]:
     """Rename db, -wal and -shm to ``<db>.before-restore-<stamp>[-wal|-shm]`` (a pair
     SQLite still opens together), after folding the WAL in when the file is readable."""
     if db.exists():
-        try:
-            conn = sqlite3.connect(db, isolation_level=None)
-            try:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            finally:
-                conn.close()
-        except sqlite3.Error:
-            pass  # a corrupt database is moved aside as it is
+        fold_wal(db)
     moved = []
     for suffix in ("", "-wal", "-shm"):
         path = Path(f"{db}{suffix}")
@@ -291,10 +275,23 @@ def _move_database_aside(db: Path, stamp: str) -> list[str]:
     return moved
 
 
+def _stop_hint(home: Home) -> str:
+    """What the operator must stop before a restore: the stack's services that run."""
+    from aurora.procs import running
+    from aurora.stack import ALL_SERVICES
+
+    names = [name for name in ALL_SERVICES if running(home, name) is not None]
+    if names:
+        return (f"stop {', '.join(names)} first (`aurora down`), then restore and "
+                "`aurora up`; nothing was restored")
+    return ("stop every process using it (bridge, incident receiver, soak, `aurora ledger "
+            "backup --every`) first; nothing was restored")
+
+
 def restore(home: Home, file: Path, *, db: str | os.PathLike[str] | None = None
             ) -> RestoreInfo:
     """Verify a backup (``.db.gz`` or ``.db``), set the current database aside, restore it."""
-    target = db_path(home, db)
+    location = ledger_location(home, db)
     if not file.is_file():
         raise BackupError(f"no backup file at {file}")
     sha = sha256_file(file)
@@ -302,6 +299,11 @@ def restore(home: Home, file: Path, *, db: str | os.PathLike[str] | None = None
     if expected is not None and expected != sha:
         raise BackupError(f"{file} does not match the sha256 in its manifest (truncated or "
                           "altered); nothing was restored")
+    if not isinstance(location, Path):
+        from aurora.ledger.pgbackup import restore as pg_restore
+
+        return pg_restore(home, file, location, sha, db=db)
+    target = location
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".restore-", dir=target.parent) as tmp:
         raw = Path(tmp) / "restored.db"
@@ -314,11 +316,14 @@ def restore(home: Home, file: Path, *, db: str | os.PathLike[str] | None = None
         except LedgerError as exc:
             raise BackupError(f"refusing to restore {file}: {exc}") from None
         stamp = utc_now().strftime("%Y%m%dT%H%M%S%fZ")
-        moved = _move_database_aside(target, stamp)
-        with open(raw, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(raw, target)
-        fsync_dir(target.parent)
+        # No writer may hold the old file open across the swap: it would go on
+        # acknowledging entries into the file moved aside. Writers hold this lock shared.
+        with restore_lock(target, _stop_hint(home)):
+            moved = _move_database_aside(target, stamp)
+            with open(raw, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(raw, target)
+            fsync_dir(target.parent)
     audit(target, [load_verifier(home)], origin=origin(home))
     note_file = checkpoint_path(home, db)
     aside = move_aside(note_file, "before-restore", stamp)

@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False)
 
-DB_HELP = "Ledger database (default: $AURORA_LEDGER_DB, else ops/data/remembrancer.db)."
+DB_HELP = ("Ledger database: a SQLite file or a postgresql:// URL (default: database_url of "
+           "config/stack.json, else $AURORA_LEDGER_DB, else ops/data/remembrancer.db).")
 JSON_HELP = "Print JSON (hashes in lowercase hex)."
 PROGRESS_MIN = 100_000  # entries; smaller logs verify in well under a second
 
 
-DbOption = Annotated[Path | None, typer.Option("--db", help=DB_HELP, dir_okay=False)]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP)]
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 VkeyOption = Annotated[Path | None, typer.Option(
     "--vkey", help="Verifier key (default: ops/keys/ledger.vkey).")]
@@ -100,11 +101,10 @@ class _ProgressBar:
             self._progress.stop()
 
 
-def _checkpoint_note(home: Home, db: Path | None, path: Path,
+def _checkpoint_note(home: Home, db: str | None, location: Any,
                      explicit: Path | None) -> tuple[str, str] | None:
     """The checkpoint file verify-audit checks besides the database's own checkpoints."""
-    from aurora.ledger.files import checkpoint_path
-    from aurora.ledger.store import Store
+    from aurora.ledger.storage import checkpoint_path, open_store
 
     if explicit is not None:
         return _read_text(explicit, "checkpoint file"), f"checkpoint file {explicit}"
@@ -114,7 +114,7 @@ def _checkpoint_note(home: Home, db: Path | None, path: Path,
     if candidate != home.checkpoint_file and home.checkpoint_file.exists():
         # A table-only copy (`.dump audit_log | sqlite3 other.db`) has no checkpoints of
         # its own: check it against the home ledger's.
-        store = Store(path, readonly=True)
+        store = open_store(location, readonly=True)
         try:
             own = store.checkpoint_rows(latest_only=True)
         finally:
@@ -125,21 +125,22 @@ def _checkpoint_note(home: Home, db: Path | None, path: Path,
     return None
 
 
-def _audit(db: Path | None, checkpoint: Path | None, vkey: Path | None) -> AuditReport:
+def _audit(db: str | None, checkpoint: Path | None, vkey: Path | None) -> AuditReport:
     from aurora.ledger.audit import audit
-    from aurora.ledger.files import db_path, load_verifier, origin
+    from aurora.ledger.files import load_verifier, origin
+    from aurora.ledger.storage import describe, ledger_location
 
     home = Home.discover()
-    path = db_path(home, db)
+    location = ledger_location(home, db)
     verifier = load_verifier(home, vkey)
-    if not path.exists():
+    if isinstance(location, Path) and not location.exists():
         from aurora.ledger.errors import LedgerDatabaseError
 
-        raise LedgerDatabaseError(f"no ledger database at {path}")
-    note = _checkpoint_note(home, db, path, checkpoint)
+        raise LedgerDatabaseError(f"no ledger database at {describe(location)}")
+    note = _checkpoint_note(home, db, location, checkpoint)
     bar = _ProgressBar()
     try:
-        return audit(path, [verifier], origin=origin(home), checkpoint_note=note, progress=bar)
+        return audit(location, [verifier], origin=origin(home), checkpoint_note=note, progress=bar)
     finally:
         bar.close()
 
@@ -193,21 +194,22 @@ def integrity(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """PRAGMA integrity_check, then verify-audit."""
+    """The engine's own check (SQLite: PRAGMA integrity_check; PostgreSQL: amcheck), then
+    verify-audit."""
     from aurora.ledger.backup import integrity_check
     from aurora.ledger.errors import BackupError, TamperedError
-    from aurora.ledger.files import db_path
+    from aurora.ledger.storage import ledger_location
 
-    path = db_path(Home.discover(), db)
+    location = ledger_location(Home.discover(), db)
     try:
-        integrity_check(path)
+        what = integrity_check(location)
     except BackupError as exc:
         if as_json:
             _emit({"ok": False, "integrity_check": str(exc)})
             raise typer.Exit(1) from None
         raise
     if not as_json:
-        print("integrity_check: ok")
+        print(f"integrity_check: ok ({what})")
     try:
         report = _audit(db, None, None)
     except TamperedError as exc:
@@ -218,7 +220,7 @@ def integrity(
         _report_audit(report, False)
 
 
-def _open_readonly(db: Path | None) -> Ledger:
+def _open_readonly(db: str | None) -> Ledger:
     from aurora.ledger.ledger import Ledger
 
     return Ledger.open(Home.discover(), db=db, readonly=True)
@@ -356,12 +358,14 @@ def verify_proof(
 ) -> None:
     """Check a proof offline against a signed checkpoint and the verifier key (no database)."""
     from aurora.canonical import StrictJSONError, parse_strict
+    from aurora.config import load_order_keys
     from aurora.ledger.errors import ProofError
     from aurora.ledger.files import load_verifier
-    from aurora.ledger.offline import verify_document
+    from aurora.ledger.offline import OrderKeys, verify_document
 
     home = Home.discover()
     verifier = load_verifier(home, vkey)
+    keys = OrderKeys(*load_order_keys(home))
     try:
         doc = parse_strict(_read_text(file, "proof file"))
     except StrictJSONError as exc:
@@ -371,7 +375,8 @@ def verify_proof(
         note = _read_text(checkpoint, "checkpoint file")
     elif home.checkpoint_file.exists():
         note = _read_text(home.checkpoint_file, "checkpoint file")
-    result = verify_document(doc, [verifier], origin=verifier.name, checkpoint_note=note)
+    result = verify_document(doc, [verifier], origin=verifier.name, checkpoint_note=note,
+                             keys=keys)
     if as_json:
         _emit(result.to_json())
     else:
@@ -450,6 +455,35 @@ def restore(
         print(f"kept previous: {path}")
     for warning in info.warnings:
         print(f"warning: {warning}")
+
+
+@app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", help="The empty target: a postgresql:// URL or "
+                                    "a SQLite file.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the ledger (every leaf, stored hash and checkpoint) into another store; verify
+    the copy, and link it to the source's last checkpoint by a consistency proof."""
+    from aurora.ledger.migrate import migrate as run
+
+    bar = _ProgressBar()
+    try:
+        info = run(Home.discover(), to, db=db, progress=bar)
+    finally:
+        bar.close()
+    if as_json:
+        _emit(info.to_json())
+        return
+    print(f"migrated {_entries(info.tree_size)} and {info.checkpoints} signed checkpoints "
+          f"from {info.source} to {info.target}")
+    print(f"root {info.root_hash} (equal on both; verify-audit ok on the target)")
+    if info.last_checkpoint_before:
+        print(f"consistency proof {info.last_checkpoint_before} -> "
+              f"{info.first_checkpoint_after} verifies")
+    print(f"use it: set database_url (or AURORA_DATABASE_URL) to {info.target}"
+          if info.target.startswith("postgres") else f"use it: --db {info.target}")
 
 
 def register(root: typer.Typer) -> None:

@@ -31,6 +31,10 @@ class LedgerBusyError(LedgerDatabaseError):
     """Another process held the write lock for longer than the busy timeout."""
 
 
+class LedgerUnavailableError(LedgerDatabaseError):
+    """The ledger's database server cannot be reached (PostgreSQL down or failing over)."""
+
+
 class LedgerClosedError(LedgerError):
     """The ledger was closed; no more appends are accepted."""
 

@@ -1,16 +1,13 @@
-"""The ledger's files besides the database: keys, the latest-checkpoint file, atomic writes."""
+"""The ledger's files besides the database: keys, the latest-checkpoint file."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
-from aurora.config import load_stack
+from aurora.durable import FileLock, atomic_write, file_lock
 from aurora.home import Home
-from aurora.keys import load_private_key
+from aurora.keys import ensure_keypair, load_private_key, write_new_file
 from aurora.ledger.errors import KeyMismatchError, NoteError
 from aurora.ledger.note import Checkpoint, Signer, Verifier, parse_note
 from aurora.wire import format_rfc3339, utc_now
@@ -26,23 +23,9 @@ def resolve_home(home: HomeLike) -> Home:
     return Home(Path(home).resolve())
 
 
-def db_path(home: Home, db: str | os.PathLike[str] | None) -> Path:
-    """``--db`` if given, else ``$AURORA_LEDGER_DB``, else ``ops/data/remembrancer.db``."""
-    return Path(db) if db is not None else home.ledger_db
-
-
-def checkpoint_path(home: Home, db: str | os.PathLike[str] | None) -> Path:
-    """Where the latest checkpoint of this database is written.
-
-    The home's ledger uses ``ops/data/checkpoint``; any other database file (a
-    copy, a test log) gets ``<db>.checkpoint`` so it never overwrites the home's.
-    """
-    if db is None or Path(db).resolve() == home.ledger_db.resolve():
-        return home.checkpoint_file
-    return Path(f"{db}.checkpoint")
-
-
 def origin(home: Home) -> str:
+    from aurora.config import load_stack
+
     return load_stack(home).ledger_origin
 
 
@@ -59,6 +42,23 @@ def load_verifier(home: Home, vkey: Path | None = None) -> Verifier:
         return Verifier.from_vkey(text)
     except NoteError as exc:
         raise KeyMismatchError(f"verifier key {path}: {exc}") from None
+
+
+def ensure_ledger_keys(home: Home) -> bool:
+    """Create the ledger's key pair and ``ledger.vkey`` if missing (never overwrite);
+    refuse a ``ledger.vkey`` that does not match the key and origin. True if created."""
+    from aurora.errors import KeyFileError
+    from aurora.ledger.note import vkey_for
+
+    made = ensure_keypair(home.ledger_key, home.keys_dir / "ledger.pub")
+    name = origin(home)
+    vkey = vkey_for(name, load_private_key(home.ledger_key).public_key()) + "\n"
+    if not home.ledger_vkey.exists():
+        write_new_file(home.ledger_vkey, vkey.encode())
+    elif home.ledger_vkey.read_text() != vkey:
+        raise KeyFileError(f"{home.ledger_vkey} does not match {home.ledger_key} and origin "
+                           f"{name!r}")
+    return made
 
 
 def load_signer(home: Home) -> Signer:
@@ -78,41 +78,23 @@ def load_signer(home: Home) -> Signer:
     return signer
 
 
+def writer_lock(db: Path) -> FileLock:
+    """The lock every ledger writer holds, shared, while it has ``db`` open (``.<db>.lock``).
+
+    Blocking: a writer that starts during a restore waits for it and then opens the
+    restored file.
+    """
+    return FileLock(db, shared=True)
+
+
+def restore_lock(db: Path, stop_hint: str) -> FileLock:
+    """The same lock, exclusive and non-blocking: held only while no writer has ``db`` open."""
+    return FileLock(db, blocking=False, busy_message=(
+        f"the ledger {db} is open in a running ledger writer; {stop_hint}"))
+
+
 def now_rfc3339() -> str:
     return format_rfc3339(utc_now())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so readers see the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An advisory lock between processes writing the same file."""
-    lock = path.with_name(f".{path.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def read_checkpoint(path: Path) -> Checkpoint | None:

@@ -1,12 +1,14 @@
-"""The Remembrancer: an append-only, verifiable ledger over one SQLite database.
+"""The Remembrancer: an append-only, verifiable ledger over one SQLite file or PostgreSQL.
 
 Writes go through one writer thread per ``Ledger`` (group commit): appenders put
 prepared entries on a queue and wait on a future; the writer drains the queue,
-takes the database's write lock (``BEGIN IMMEDIATE``), numbers the entries from
-the current size, inserts them with their stored hashes and commits once, so
-concurrent appenders share one fsync. Other processes may append to the same
-database: when the size under the lock differs from the writer's cached
-frontier, the frontier is reloaded from stored hashes (O(log n)).
+takes the database's write turn (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: the
+tree-state row ``FOR UPDATE``), numbers the entries from the current size,
+inserts them with their stored hashes and commits once, so concurrent appenders
+share one fsync. Other processes (on other machines, with PostgreSQL) may append
+to the same ledger: when the size under the lock differs from the writer's
+cached frontier, the frontier is reloaded from stored hashes (O(log n)). All
+SQL is behind ``storage.LedgerStore``.
 
 Each batch is signed once (an in-memory checkpoint for its receipts); the
 checkpoint row and ``ops/data/checkpoint`` are written at most every
@@ -31,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from aurora.durable import FileLock, file_lock
 from aurora.ledger import merkle
 from aurora.ledger.entry import (
     ConsistencyProof,
@@ -43,6 +46,7 @@ from aurora.ledger.entry import (
     prepare,
 )
 from aurora.ledger.errors import (
+    EntryError,
     LedgerClosedError,
     LedgerDatabaseError,
     LedgerError,
@@ -51,18 +55,23 @@ from aurora.ledger.errors import (
 )
 from aurora.ledger.files import (
     HomeLike,
-    checkpoint_path,
-    db_path,
-    file_lock,
     load_signer,
     move_aside,
     now_rfc3339,
     read_checkpoint,
     resolve_home,
     write_checkpoint_file,
+    writer_lock,
 )
 from aurora.ledger.note import Checkpoint, Signer, sign_checkpoint
-from aurora.ledger.store import Store
+from aurora.ledger.storage import (
+    LedgerStore,
+    Location,
+    checkpoint_path,
+    describe,
+    ledger_location,
+    open_store,
+)
 from aurora.wire import format_rfc3339, parse_rfc3339
 
 DEFAULT_CHECKPOINT_EVERY = 5.0
@@ -125,36 +134,49 @@ def normalise_since(since_ts: str | datetime | None) -> str | None:
 class Ledger:
     """Append entries, read them back, prove them. See ``docs/ARCHITECTURE.md``."""
 
-    def __init__(self, path: Path, *, signer: Signer | None, checkpoint_file: Path,
+    def __init__(self, location: Location, *, signer: Signer | None, checkpoint_file: Path,
                  checkpoint_every: float = DEFAULT_CHECKPOINT_EVERY,
                  max_batch: int = DEFAULT_MAX_BATCH) -> None:
-        self.path = path
+        self.location = location
+        self.path = describe(location)  # for messages
         self.readonly = signer is None
         self.checkpoint_file = checkpoint_file
         self.checkpoint_every = checkpoint_every
         self._signer = signer
         self._max_batch = max_batch
         self._local = threading.local()
-        self._readers: list[Store] = []
+        self._readers: list[LedgerStore] = []
         self._readers_lock = threading.Lock()
         self._closed = False
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        self._wstore: Store | None = None
+        self._wstore: LedgerStore | None = None
+        self._use_lock: FileLock | None = None
         if signer is None:
             self._reader().check_schema()
         else:
-            self._wstore = Store(path, readonly=False)
+            if isinstance(location, Path):
+                # Every SQLite writer holds this shared lock for its lifetime; a restore
+                # takes it exclusively and refuses while any writer has the file open, so
+                # nothing is ever acknowledged into a database that was moved aside.
+                # (PostgreSQL serialises writers itself: the tree-state row lock.)
+                self._use_lock = writer_lock(location).acquire()
             try:
-                # One ledger process at a time: switching a new file to WAL fails at
-                # once (no busy wait) while another connection is creating it.
-                with self._wstore.writer_turn():
+                self._wstore = open_store(location, readonly=False)
+            except BaseException:
+                self._release_use_lock()
+                raise
+            try:
+                with self._wstore.exclusive():
                     self._wstore.create_schema()
-                    self._check_stored_hashes(self._wstore)
+                    # one snapshot: in PostgreSQL other writers append meanwhile
+                    with self._wstore.transaction(write=False):
+                        self._check_stored_hashes(self._wstore)
                     self._reconcile_checkpoint_file(self._wstore)
             except BaseException:
                 self._wstore.close()
+                self._release_use_lock()
                 raise
             _open_writers.add(self)
         # Writer-thread state.
@@ -171,7 +193,8 @@ class Ledger:
         """Open (a writer creates) the ledger of ``home``; ``readonly`` needs no private key."""
         where = resolve_home(home)
         signer = None if readonly else load_signer(where)
-        return cls(db_path(where, db), signer=signer, checkpoint_file=checkpoint_path(where, db),
+        return cls(ledger_location(where, db), signer=signer,
+                   checkpoint_file=checkpoint_path(where, db),
                    checkpoint_every=checkpoint_every, max_batch=max_batch)
 
     def __enter__(self) -> Ledger:
@@ -181,16 +204,18 @@ class Ledger:
         self.close()
 
     @staticmethod
-    def _check_stored_hashes(store: Store) -> None:
+    def _check_stored_hashes(store: LedgerStore) -> None:
+        # the caller holds one read snapshot: replicas may append meanwhile
         size = store.size()
-        have, want = store.stored_hash_count(), merkle.stored_hash_count(size)
+        have = store.stored_hash_count()
+        want = merkle.stored_hash_count(size)
         if have != want:
             raise LedgerDatabaseError(
-                f"ledger database {store.path} holds {size} entries but {have} of their {want} "
+                f"ledger database {store.location} holds {size} entries but {have} of their {want} "
                 "stored hashes (a copy of audit_log only?); it can be verified with "
                 "`aurora ledger verify-audit --db` but not appended to")
 
-    def _reconcile_checkpoint_file(self, store: Store) -> None:
+    def _reconcile_checkpoint_file(self, store: LedgerStore) -> None:
         """Move aside a checkpoint file this database does not contain (it was rolled back).
 
         After a restore of an older backup (the seed's raw ``.restore`` included)
@@ -211,7 +236,7 @@ class Ledger:
                     checkpoint.size, store.read_hashes) == checkpoint.root
             if not contained:
                 moved = move_aside(path, "superseded")
-                _log_warning(f"{path} named tree size {checkpoint.size}, which {store.path} "
+                _log_warning(f"{path} named tree size {checkpoint.size}, which {store.location} "
                              f"(size {size}) does not contain; kept as {moved}")
 
     # --- appending ----------------------------------------------------------------------
@@ -223,6 +248,8 @@ class Ledger:
         ``entry.data`` afterwards: the receipt refers to it.
         """
         prepared = prepare(entry)
+        if isinstance(self.location, str):
+            _check_text_columns(prepared)
         future: concurrent.futures.Future[Receipt] = concurrent.futures.Future()
         self._put((prepared, future))
         return future
@@ -273,7 +300,13 @@ class Ledger:
             for store in self._readers:
                 store.close()
             self._readers.clear()
+        self._release_use_lock()
         _open_writers.discard(self)
+
+    def _release_use_lock(self) -> None:
+        if self._use_lock is not None:
+            self._use_lock.release()
+            self._use_lock = None
 
     # --- the writer thread --------------------------------------------------------------
 
@@ -354,7 +387,7 @@ class Ledger:
         else:
             raise ValueError(command.name)
 
-    def _sync_frontier(self, store: Store) -> merkle.Frontier:
+    def _sync_frontier(self, store: LedgerStore) -> merkle.Frontier:
         """The frontier at the database's current size (call under the write lock)."""
         size = store.size()
         if self._frontier is None or self._frontier.size != size:
@@ -372,7 +405,7 @@ class Ledger:
         assert self._signer is not None
         return sign_checkpoint(Checkpoint(self._signer.name, size, root), self._signer)
 
-    def _append_rows(self, store: Store, prepared: Sequence[PreparedEntry]) -> _Batch:
+    def _append_rows(self, store: LedgerStore, prepared: Sequence[PreparedEntry]) -> _Batch:
         """Insert entries at the end of the log (call under the write lock)."""
         before = self._sync_frontier(store)
         after = before.copy()
@@ -502,13 +535,13 @@ class Ledger:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _reader(self) -> Store:
-        """This thread's read-only connection (SQLite connections are per thread)."""
-        store: Store | None = getattr(self._local, "store", None)
+    def _reader(self) -> LedgerStore:
+        """This thread's read-only connection (connections are per thread)."""
+        store: LedgerStore | None = getattr(self._local, "store", None)
         if store is None:
             if self._closed:
                 raise LedgerClosedError(f"ledger {self.path} is closed")
-            store = Store(self.path, readonly=True)
+            store = open_store(self.location, readonly=True)
             self._local.store = store
             with self._readers_lock:
                 self._readers.append(store)
@@ -523,7 +556,7 @@ class Ledger:
     def size(self) -> int:
         return self._reader().size()
 
-    def _check_size(self, store: Store, size: int | None, what: str) -> tuple[int, int]:
+    def _check_size(self, store: LedgerStore, size: int | None, what: str) -> tuple[int, int]:
         current = store.size()
         if size is None:
             size = current
@@ -589,6 +622,16 @@ class Ledger:
     def checkpoints(self) -> list[StoredCheckpoint]:
         return [StoredCheckpoint(size, root, note)
                 for size, root, note in self._reader().checkpoint_rows()]
+
+
+def _check_text_columns(entry: PreparedEntry) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it here, in the caller's thread, rather
+    than fail the whole batch it would be committed with (its payload escapes it)."""
+    for name in ("kind", "treaty_id", "tenant_id", "subject"):
+        value = getattr(entry, name)
+        if isinstance(value, str) and "\x00" in value:
+            raise EntryError(f"entry {name} holds a NUL character, which PostgreSQL text "
+                             "columns cannot store")
 
 
 _log = logging.getLogger("aurora.ledger")

@@ -22,7 +22,8 @@ from aurora.digests import sha256_file
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport
 from aurora.ledger.backup import LATEST, gunzip_to, restore, verify_database_copy
-from aurora.ledger.errors import LedgerError
+from aurora.ledger.errors import BackupError, LedgerError
+from aurora.ledger.storage import describe, ledger_location
 
 SCRATCH = "soak-scratch"
 Say = Callable[[str], None]
@@ -88,6 +89,11 @@ def emergency_rollback(home: Home, *, dry_run: bool = False, say: Say = print,
     """
     from aurora.stack import down
 
+    location = ledger_location(home, db)
+    if not isinstance(location, Path):  # checked before anything is stopped
+        raise BackupError(f"aurora rollback restores a SQLite ledger; the ledger is in "
+                          f"PostgreSQL ({describe(location)}): restore a .sql.gz backup into "
+                          "an empty database instead (docs/RUNBOOK.md, PostgreSQL ledger)")
     stopped: list[str] = []
     if not dry_run:
         stopped = [name for name, was in down(home) if was]

@@ -31,11 +31,9 @@ ALLOW = Decision(True, "ok", "within treaty")
 _EPSILON = 1e-9
 
 
-def decide(
-    *, treaty_id: str, region: str, gpu_hours: float, tenant: TenantConfig, treaty: Treaty,
-    usage: Usage,
-) -> Decision:
-    """The treaty's verdict on one order, in the order an operator would explain it."""
+def standing(*, treaty_id: str, region: str, tenant: TenantConfig, treaty: Treaty
+             ) -> Decision | None:
+    """The denials that do not depend on usage (treaty, region, reputation), else None."""
     if treaty_id != treaty.treaty_id:
         return Decision(False, "treaty", f"this gateway serves {treaty.treaty_id}, not {treaty_id}")
     if region not in treaty.regions:
@@ -44,12 +42,30 @@ def decide(
     if tenant.reputation < treaty.min_tenant_reputation:
         return Decision(False, "reputation", f"tenant reputation {tenant.reputation:g} is below "
                         f"the treaty minimum {treaty.min_tenant_reputation:g}")
-    daily_cap = treaty.quota.per_tenant_daily_gpu_hours
-    if usage.tenant_today + gpu_hours > daily_cap + _EPSILON:
-        return Decision(False, "daily_cap", f"{gpu_hours:g} GPU-h would exceed the daily cap of "
-                        f"{daily_cap:g} (used {usage.tenant_today:.2f} today, UTC)")
-    total_cap = treaty.quota.total_gpu_hours
-    if usage.treaty_period + gpu_hours > total_cap + _EPSILON:
-        return Decision(False, "treaty_cap", f"{gpu_hours:g} GPU-h would exceed the treaty cap of "
-                        f"{total_cap:g} per {treaty.quota.period} (used {usage.treaty_period:.2f})")
+    return None
+
+
+def daily_cap_denial(gpu_hours: float, treaty: Treaty, used: float) -> Decision:
+    return Decision(False, "daily_cap", f"{gpu_hours:g} GPU-h would exceed the daily cap of "
+                    f"{treaty.quota.per_tenant_daily_gpu_hours:g} (used {used:.2f} today, UTC)")
+
+
+def treaty_cap_denial(gpu_hours: float, treaty: Treaty, used: float) -> Decision:
+    return Decision(False, "treaty_cap", f"{gpu_hours:g} GPU-h would exceed the treaty cap of "
+                    f"{treaty.quota.total_gpu_hours:g} per {treaty.quota.period} "
+                    f"(used {used:.2f})")
+
+
+def decide(
+    *, treaty_id: str, region: str, gpu_hours: float, tenant: TenantConfig, treaty: Treaty,
+    usage: Usage,
+) -> Decision:
+    """The treaty's verdict on one order, in the order an operator would explain it."""
+    if (denied := standing(treaty_id=treaty_id, region=region, tenant=tenant,
+                           treaty=treaty)) is not None:
+        return denied
+    if usage.tenant_today + gpu_hours > treaty.quota.per_tenant_daily_gpu_hours + _EPSILON:
+        return daily_cap_denial(gpu_hours, treaty, usage.tenant_today)
+    if usage.treaty_period + gpu_hours > treaty.quota.total_gpu_hours + _EPSILON:
+        return treaty_cap_denial(gpu_hours, treaty, usage.treaty_period)
     return ALLOW

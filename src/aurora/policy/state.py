@@ -40,6 +40,7 @@ class Reservation:
     gpu_hours: float
     at: float
     released: bool = False
+    ref: int | None = None  # the reservation's row id where the state lives in PostgreSQL
 
 
 @dataclass

@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -34,8 +35,22 @@ from aurora.canonical import StrictJSONError, parse_strict
 from aurora.config import Scenario
 from aurora.httpbody import BodyTooLarge, read_body
 from aurora.providers.scenarios import EventError
-from aurora.providers.sim import OUTCOMES, Network, Outcome, ProviderView, not_served
-from aurora.wire import SchemaError, parse_order, rfc3339_at
+from aurora.providers.sim import (
+    OUTCOMES,
+    Network,
+    Outcome,
+    ProviderView,
+    Settlement,
+    not_served,
+)
+from aurora.tokens import BearerAuth
+from aurora.wire import (
+    IDEMPOTENCY_HEADER,
+    IDEMPOTENCY_KEY,
+    SchemaError,
+    parse_order,
+    rfc3339_at,
+)
 
 Clock = Callable[[], float]
 
@@ -171,6 +186,12 @@ class ProviderService:
         why = not_served(self.network.providers[provider_id], order.region, gpu_type)
         if why is not None:
             return error(422, "not_served", why)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
+            return error(400, "bad_request", f"{IDEMPOTENCY_HEADER}: 1-128 of A-Z a-z 0-9 - _ : .")
+        if key is not None and (known := self.network.replay(provider_id, key, order_document,
+                                                             self._clock())):
+            return self._settled(provider_id, known)
 
         arrival = self.network.arrive(provider_id, self._clock())
         if arrival.outage_mode is not None:
@@ -183,8 +204,15 @@ class ProviderService:
             await asyncio.sleep(arrival.delay_ms / 1000)
         settled = self.network.settle(
             provider_id, order_document, order, gpu_type,
-            rtt_ms=(time.perf_counter() - received) * 1000, now=self._clock())
+            rtt_ms=(time.perf_counter() - received) * 1000, now=self._clock(),
+            idempotency_key=key)
+        return self._settled(provider_id, settled)
+
+    def _settled(self, provider_id: str, settled: Settlement) -> Response:
         self.metrics.order(provider_id, settled.outcome)
+        if settled.outcome == "conflict":
+            return error(409, "idempotency_conflict", "this idempotency key was used for "
+                         "another order")
         if settled.ack is None:
             return error(503, settled.error or "unavailable")
         return JSONResponse(settled.ack)
@@ -270,6 +298,10 @@ class ProviderService:
                             status_code=201)
 
 
+def _is_fault_api(path: str) -> bool:
+    return path == "/scenario" or path == "/chaos" or path.startswith("/chaos/")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -286,8 +318,13 @@ def create_app(
     *,
     clock: Clock = time.time,
     outage_hold_seconds: float = OUTAGE_HOLD_SECONDS,
+    chaos_token: str | None = None,
 ) -> Starlette:
-    """The ASGI app over ``network``; ``clock`` gives the sim its POSIX ``now``."""
+    """The ASGI app over ``network``; ``clock`` gives the sim its POSIX ``now``.
+
+    With ``chaos_token`` the fault API (``/chaos``, ``/scenario``) needs it as a bearer
+    token; the market feed, orders, ``/healthz`` and ``/metrics`` stay open to the bridge
+    and Prometheus."""
     service = ProviderService(network, scenarios, clock=clock,
                               outage_hold_seconds=outage_hold_seconds)
     routes = [
@@ -301,7 +338,9 @@ def create_app(
         Route("/chaos/{event_id}", service.chaos_remove, methods=["DELETE"]),
         Route("/scenario", service.scenario, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error,
-                                                       Exception: _internal_error})
+    middleware = [] if chaos_token is None else [
+        Middleware(BearerAuth, token=chaos_token, protected=_is_fault_api)]
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: _http_error, Exception: _internal_error})
     app.state.service = service
     return app

@@ -8,13 +8,15 @@ rejects one error line and exit status 1.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from aurora.cliopts import DURATION, PORT, bounded, finite
-from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
+
+if TYPE_CHECKING:
+    from aurora.providers.chaos import ChaosClient
 
 chaos_app = typer.Typer(no_args_is_help=True)
 
@@ -24,27 +26,10 @@ _AT = typer.Option("0s", "--at", parser=DURATION, help="Start this long from now
 _JSON = typer.Option(False, "--json", help="Print the network's JSON answer.")
 
 
-def _request(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """One request to the running network; its JSON answer, or an AuroraError."""
-    import httpx
+def _client() -> ChaosClient:
+    from aurora.providers.chaos import ChaosClient
 
-    from aurora.config import load_stack
-
-    base = load_stack(Home.discover()).providers_url
-    try:
-        response = httpx.request(method, base + path, json=body, timeout=10.0)
-    except httpx.HTTPError as exc:
-        raise UnreachableError(f"provider network at {base} is unreachable "
-                               f"({type(exc).__name__}); is `aurora providers` running?") from None
-    try:
-        answer = response.json()
-    except ValueError:
-        answer = None
-    if response.status_code >= 400:
-        detail = (answer.get("detail") or answer.get("error")) if isinstance(answer, dict) else None
-        raise AuroraError(f"provider network answered {response.status_code}: "
-                          f"{detail or response.text[:200]}")
-    return answer
+    return ChaosClient.for_home(Home.discover())
 
 
 def _event_line(event: dict[str, Any]) -> str:
@@ -56,8 +41,9 @@ def _event_line(event: dict[str, Any]) -> str:
 
 def _inject(as_json: bool, **fields: Any) -> None:
     body = {k: v for k, v in fields.items() if v is not None}
-    answer = _request("POST", "/chaos", body)
-    print(json.dumps(answer, indent=2) if as_json else _event_line(answer["event"]))
+    with _client() as client:
+        event = client.add(body)
+    print(json.dumps({"event": event}, indent=2) if as_json else _event_line(event))
 
 
 @chaos_app.command()
@@ -120,11 +106,11 @@ def bad_ack(
 @chaos_app.command("list")
 def list_events(as_json: bool = _JSON) -> None:
     """Show active and scheduled fault events."""
-    answer = _request("GET", "/chaos")
+    with _client() as client:
+        events = client.events()
     if as_json:
-        print(json.dumps(answer, indent=2))
+        print(json.dumps({"events": events}, indent=2))
         return
-    events = answer["events"]
     if not events:
         print("no fault events")
     for event in events:
@@ -136,20 +122,21 @@ def clear(
     event_id: str | None = typer.Argument(None, help="One event's id (default: every event)."),
 ) -> None:
     """End one fault event now, or all of them."""
-    if event_id is None:
-        print(f"cleared {_request('DELETE', '/chaos')['cleared']} event(s)")
-    else:
-        from urllib.parse import quote
-
-        answer = _request("DELETE", f"/chaos/{quote(event_id, safe='')}")
-        print(f"cleared {answer['event']['id']}")
+    with _client() as client:
+        if event_id is None:
+            print(f"cleared {client.clear()} event(s)")
+            return
+        event = client.remove(event_id)
+    assert event is not None  # a missing event is an AuroraError
+    print(f"cleared {event['id']}")
 
 
 @chaos_app.command()
 def scenario(name: str = typer.Argument(..., help="A scenario of config/scenarios.json."),
              as_json: bool = _JSON) -> None:
     """Schedule a named scenario's events, relative to now."""
-    answer = _request("POST", "/scenario", {"name": name})
+    with _client() as client:
+        answer = client.scenario(name)
     if as_json:
         print(json.dumps(answer, indent=2))
         return

@@ -15,6 +15,7 @@ from aurora.keys import load_private_key
 from aurora.providers.app import OUTAGE_HOLD_SECONDS, create_app
 from aurora.providers.scenarios import EventError, check_scenarios
 from aurora.providers.sim import Network
+from aurora.tokens import CHAOS, check_bind, read_token
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def build_app(home: Home, options: NetworkOptions = NetworkOptions()) -> Starlet
     )
     if options.scenario is not None:
         network.schedule(options.scenario, scenarios[options.scenario], now)
-    return create_app(network, scenarios, outage_hold_seconds=options.outage_hold_seconds)
+    return create_app(network, scenarios, outage_hold_seconds=options.outage_hold_seconds,
+                      chaos_token=read_token(home, CHAOS))
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -78,6 +80,7 @@ def serve(home: Home, options: NetworkOptions = NetworkOptions(), *,
     from aurora.gc_tuning import quiet_gc
 
     stack = load_stack(home)
+    check_bind(stack.bind, read_token(home, CHAOS), "provider network's chaos API", CHAOS)
     app = build_app(home, options)
     port = stack.providers_port if port is None else port
     sock = _listen(stack.bind, port)

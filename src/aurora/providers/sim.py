@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -37,8 +38,13 @@ from aurora.providers.scenarios import (
 )
 from aurora.wire import Order, order_sha256, rfc3339_at, sign_ack
 
-Outcome = Literal["acked", "refused", "capacity", "outage", "bad_ack"]
-OUTCOMES: Final[tuple[Outcome, ...]] = ("acked", "refused", "capacity", "outage", "bad_ack")
+Outcome = Literal["acked", "refused", "capacity", "outage", "bad_ack", "replayed", "conflict"]
+OUTCOMES: Final[tuple[Outcome, ...]] = ("acked", "refused", "capacity", "outage", "bad_ack",
+                                        "replayed", "conflict")
+# How long, and for how many orders, a provider remembers an idempotency key: the bridge's
+# nonce guard covers 24 h, and a retry comes within an order's deadline (at most 24 h).
+IDEMPOTENCY_TTL_S = 86_400.0
+IDEMPOTENCY_MAX_KEYS = 200_000
 
 
 class UnknownProviderError(AuroraError, LookupError):
@@ -207,6 +213,10 @@ class Network:
         self._origin = start
         self._ack_seq = ack_counter_start
         self._pools = {p.id: _Pool(p.capacity_gpu_hours, start) for p in config.providers}
+        # (provider, idempotency key) -> (order digest, ACK, when): a retried order gets the
+        # job it already has, not a second one; oldest first, for expiry.
+        self._jobs: OrderedDict[tuple[str, str], tuple[str, dict[str, Any], float]] = \
+            OrderedDict()
 
     # --- lookups and effective values -------------------------------------------------
 
@@ -275,6 +285,27 @@ class Network:
             return 0.0
         return self._rng.lognormvariate(math.log(median_ms), sigma)
 
+    def replay(self, provider_id: str, key: str, order_document: Mapping[str, Any],
+               now: float) -> Settlement | None:
+        """The answer to an order whose idempotency key this provider has seen: the same
+        ACK (no new job, no capacity), or a conflict if the key came with another order;
+        None for a new key."""
+        self._expire_jobs(now)
+        known = self._jobs.get((provider_id, key))
+        if known is None:
+            return None
+        digest, ack, _ = known
+        if digest != order_sha256(order_document):
+            return Settlement("conflict", error="idempotency_conflict")
+        return Settlement("replayed", ack=ack)
+
+    def _expire_jobs(self, now: float) -> None:
+        while self._jobs:
+            _, (_, _, when) = next(iter(self._jobs.items()))
+            if when > now - IDEMPOTENCY_TTL_S and len(self._jobs) <= IDEMPOTENCY_MAX_KEYS:
+                return
+            self._jobs.popitem(last=False)
+
     def arrive(self, provider_id: str, now: float) -> Arrival:
         """On arrival: an outage answers at once (or hangs); otherwise draw the delay."""
         eff = self.effective(provider_id, now)
@@ -292,9 +323,14 @@ class Network:
         *,
         rtt_ms: float,
         now: float,
+        idempotency_key: str | None = None,
     ) -> Settlement:
         """The answer after the delay: ``order_document`` is the order exactly as received
-        (its digest goes in the ACK), ``order`` the same validated."""
+        (its digest goes in the ACK), ``order`` the same validated. An ACK is remembered
+        under ``idempotency_key`` (see ``replay``)."""
+        if idempotency_key is not None and \
+                (known := self.replay(provider_id, idempotency_key, order_document, now)):
+            return known  # a concurrent duplicate finished its delay first
         provider = self.provider(provider_id)
         eff = self.effective(provider_id, now)
         if eff.outage_mode is not None:  # the outage began during the delay
@@ -322,7 +358,10 @@ class Network:
         }
         if eff.bad_ack:
             return Settlement("bad_ack", ack=sign_ack(fields, self._rogue_key))
-        return Settlement("acked", ack=sign_ack(fields, self._keys[provider.id]))
+        ack = sign_ack(fields, self._keys[provider.id])
+        if idempotency_key is not None:
+            self._jobs[provider_id, idempotency_key] = (str(fields["order_sha256"]), ack, now)
+        return Settlement("acked", ack=ack)
 
     # --- fault events -----------------------------------------------------------------
 

@@ -232,6 +232,23 @@ INTEGRITY_ALERTS: tuple[ThresholdAlert, ...] = (
 )
 THRESHOLD_ALERTS: tuple[ThresholdAlert, ...] = SEED_ALERTS + INTEGRITY_ALERTS
 
+# A canary's verdicts (aurora canary start): an abort or an undecided step is someone's to
+# look at; the controller's metrics say why, the ledger's deploy entries prove it.
+CANARY_ALERTS: tuple[ThresholdAlert, ...] = (
+    ThresholdAlert("AuroraCanaryAborted", "canary", ">", 0.0, None, "warning",
+                   "Canary rollout {{ $labels.rollout }} was aborted",
+                   "The candidate failed a comparison or a hard gate (or an operator aborted "
+                   "it): the split is back at weight 0 and the candidate stopped. `aurora "
+                   "canary status` shows each measurement with its rule; `aurora canary "
+                   "report` signs it.", signal="canary_aborted"),
+    ThresholdAlert("AuroraCanaryInconclusive", "canary", ">", 0.0, None, "warning",
+                   "Canary rollout {{ $labels.rollout }} cannot decide",
+                   "The step could not be decided in time (not enough orders, a failed "
+                   "query) or the measured split drifted from its weight: the weight is held "
+                   "and the rollout aborts if it stays undecided.",
+                   signal="canary_inconclusive"),
+)
+
 # Admitted traffic stopped while the exporter is up (a broken traffic path, not a quiet day).
 NO_TRAFFIC_WINDOW = "10m"
 NO_TRAFFIC_HOLD = "10m"
@@ -245,3 +262,16 @@ RPO_SECONDS = 15 * 60
 def runbook_url(alert: str) -> str:
     """The runbook anchor of an alert (GitHub-style: the heading text, lower-cased)."""
     return f"{RUNBOOK}#{alert.lower()}"
+
+
+# Which error budget and which seed alert each objective belongs to (the report's charts
+# mark the alert's threshold and show the budget spent; RTT p50 has no alert of its own).
+OBJECTIVE_BUDGET: dict[str, BudgetKey] = {
+    "fill_rate_p50": "fill", "fill_rate_p95": "fill", "rtt_p50": "rtt", "rtt_p95": "rtt",
+    "provenance": "provenance", "policy_p99": "policy",
+}
+OBJECTIVE_ALERT: dict[str, str | None] = {
+    "fill_rate_p50": "TreatyFillRateLow", "fill_rate_p95": "TreatyFillRateLow",
+    "rtt_p50": None, "rtt_p95": "TreatyRttP95High", "provenance": "TreatyProvenanceLow",
+    "policy_p99": "PolicyLatencyP99High",
+}

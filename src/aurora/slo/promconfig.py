@@ -22,14 +22,18 @@ command line.
 from __future__ import annotations
 
 import glob
+import json
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from aurora import __version__
 from aurora.config import StackConfig
+from aurora.durable import atomic_write
 from aurora.durations import parse_duration
 from aurora.errors import ConfigError
 from aurora.home import Home
@@ -40,11 +44,15 @@ RUNTIME_DIR = "prometheus-runtime"
 HEADER = ("# Rendered by aurora.slo.promconfig from {source}; do not edit (it is rewritten at "
           "every start).\n")
 
+BRIDGE_TARGETS = "bridge-targets.json"
+CANARY_TARGETS = "canary-targets.json"
+
 # job name in ops/prometheus.yml -> StackConfig port field
 JOB_PORTS = {
     "aurora-metrics": "metrics_port",
     "simulator-metrics": "providers_port",
     "aurora-incidents": "incidents_port",
+    "aurora-canary": "canary_metrics_port",
 }
 
 _DURATION = r"(?:[0-9]+(?:ms|y|w|d|h|m|s))+"
@@ -146,8 +154,13 @@ def write_runtime_config(
     evaluation_interval: str = "15s",
     time_scale: float = 1.0,
     out_dir: Path | None = None,
+    replicas: int = 1,
 ) -> Path:
-    """Render ``ops/prometheus.yml`` and its rules for ``stack``; returns the config's path."""
+    """Render ``ops/prometheus.yml`` and its rules for ``stack``; returns the config's path.
+
+    With ``replicas`` bridges (``aurora up --replicas N``) the ``aurora-metrics`` job lists
+    every replica's metrics port; the rules aggregate over the ``instance`` label.
+    """
     if not 0 < time_scale <= 1:
         raise ConfigError(f"time_scale must be in (0, 1], not {time_scale}")
     scrape_s = _interval(scrape_interval, "scrape_interval")
@@ -176,9 +189,28 @@ def write_runtime_config(
                         "scrape_interval": prom_duration(scrape_s),
                         "evaluation_interval": prom_duration(evaluation_s)}
     config["rule_files"] = written
+    out.mkdir(parents=True, exist_ok=True)
     for job in config.get("scrape_configs") or []:
         field = JOB_PORTS.get(job.get("job_name", ""))
         if field is None:
+            continue
+        if field == "canary_metrics_port":
+            # only while a rollout runs (the controller lists itself): no target is down
+            path = canary_targets_path(home, out)
+            write_canary_target(path, stack, running=False)
+            job.pop("static_configs", None)
+            job["file_sd_configs"] = [{"files": [str(path)], "refresh_interval": "5s"}]
+            continue
+        if field == "metrics_port":
+            # The bridges' targets live in a file Prometheus watches, so a canary can add
+            # its replica groups (and retire stable's) without a reload.
+            labels = {k: v for static in job.pop("static_configs", None) or []
+                      for k, v in (static.get("labels") or {}).items()}
+            ports = [stack.replica_metrics(k) for k in range(1, replicas + 1)]
+            path = bridge_targets_path(home, out)
+            write_bridge_targets(path, stack, labels,
+                                 [TargetGroup(tuple(ports), "stable", __version__)])
+            job["file_sd_configs"] = [{"files": [str(path)], "refresh_interval": "5s"}]
             continue
         for static in job.get("static_configs") or []:
             static["targets"] = [f"{stack.bind}:{getattr(stack, field)}"]
@@ -186,11 +218,54 @@ def write_runtime_config(
         for static in manager.get("static_configs") or []:
             static["targets"] = [f"{stack.bind}:{stack.alertmanager_port}"]
 
-    out.mkdir(parents=True, exist_ok=True)
     config_path = out / "prometheus.yml"
     config_path.write_text(HEADER.format(source=source) + yaml.safe_dump(config, sort_keys=False),
                            encoding="utf-8")
     return config_path
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """Bridge replicas of one track and version, by metrics port."""
+
+    ports: tuple[int, ...]
+    track: str  # "stable" | "canary"
+    version: str
+
+
+def bridge_targets_path(home: Home, out: Path | None = None) -> Path:
+    return (out or runtime_dir(home)) / BRIDGE_TARGETS
+
+
+def write_bridge_targets(path: Path, stack: StackConfig, labels: dict[str, str],
+                         groups: list[TargetGroup]) -> None:
+    """The ``file_sd`` document of the ``aurora-metrics`` job: every series a replica
+    exports gets ``track`` and ``version`` (and the seed's ``treaty_id``) from its group."""
+    document = [{"targets": [f"{stack.bind}:{port}" for port in g.ports],
+                 "labels": {**labels, "track": g.track, "version": g.version}}
+                for g in groups if g.ports]
+    atomic_write(path, (json.dumps(document, indent=2) + "\n").encode())
+
+
+def canary_targets_path(home: Home, out: Path | None = None) -> Path:
+    return (out or runtime_dir(home)) / CANARY_TARGETS
+
+
+def write_canary_target(path: Path, stack: StackConfig, *, running: bool) -> None:
+    """The ``aurora-canary`` job's ``file_sd`` document: the controller, or nothing."""
+    document = [{"targets": [f"{stack.bind}:{stack.canary_metrics_port}"]}] if running else []
+    atomic_write(path, (json.dumps(document) + "\n").encode())
+
+
+def read_bridge_labels(path: Path) -> dict[str, str]:
+    """The labels every bridge group shares (the seed's), from the current targets file."""
+    try:
+        document = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: no bridge targets to extend ({exc}); is the stack "
+                          "up?") from None
+    first = document[0]["labels"] if document else {}
+    return {k: v for k, v in first.items() if k not in ("track", "version")}
 
 
 def prometheus_binary() -> str:

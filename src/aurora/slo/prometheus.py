@@ -62,6 +62,13 @@ class QuerySource(Protocol):
     def query(self, expr: str, at: float | None = None) -> list[Sample]: ...
 
 
+class RangeSource(QuerySource, Protocol):
+    """And range queries, for the series the report's charts draw."""
+
+    def query_range(self, expr: str, start: float, end: float, step: float
+                    ) -> list[RangeSeries]: ...
+
+
 def _number(text: str) -> float | None:
     value = float(text)  # Prometheus writes "NaN", "+Inf", "-Inf" too
     return None if math.isnan(value) or math.isinf(value) else value
@@ -164,11 +171,19 @@ class PrometheusClient:
         except PrometheusError as exc:
             raise PrometheusError(f"query {expr!r}: {exc}") from None
 
-    def query_range(self, expr: str, start: float | datetime, end: float | datetime,
-                    step: float) -> list[RangeSeries]:
+    def raw_query_range(self, expr: str, start: float | datetime, end: float | datetime,
+                        step: float) -> Any:
+        """The decoded JSON answer of ``/api/v1/query_range`` (fixtures record these)."""
         params = {"query": expr, "start": _timestamp(start) or "", "end": _timestamp(end) or "",
                   "step": f"{step}"}
-        return parse_query_range(self._get("/api/v1/query_range", params))
+        return self._get("/api/v1/query_range", params)
+
+    def query_range(self, expr: str, start: float | datetime, end: float | datetime,
+                    step: float) -> list[RangeSeries]:
+        try:
+            return parse_query_range(self.raw_query_range(expr, start, end, step))
+        except PrometheusError as exc:
+            raise PrometheusError(f"range query {expr!r}: {exc}") from None
 
     def targets(self) -> list[Target]:
         return parse_targets(self._get("/api/v1/targets", {"state": "active"}))

@@ -100,13 +100,14 @@ DROPPED = 'outcome="dropped"'
 # --- quantiles ------------------------------------------------------------------------------
 
 
-def quantile(q: float, histogram: str, window: str, treaty_id: str | None = None) -> str:
-    """``q``-quantile of ``histogram`` (base name) over ``window``, per treaty.
+def quantile(q: float, histogram: str, window: str, treaty_id: str | None = None, *,
+             by: str = "treaty_id") -> str:
+    """``q``-quantile of ``histogram`` (base name) over ``window``, per treaty (or ``by``).
 
     ``rate`` and ``increase`` give the same quantile; ``rate`` matches the recording rules.
     """
     series = selector(n.bucket(histogram), treaty_id=treaty_id)
-    return f"histogram_quantile({q}, sum by (le, treaty_id) (rate({series}[{window}])))"
+    return f"histogram_quantile({q}, sum by (le, {by}) (rate({series}[{window}])))"
 
 
 FILL_RATE_WINDOW = "1h"  # one fill-rate observation per minute: 60 per quantile
@@ -166,6 +167,9 @@ ALERT_SIGNALS: dict[str, str] = {
     **{str(key): signal for key, signal in SEED_ALERT_SIGNALS.items()},
     "ledger_tampering": LEDGER_TAMPERING,
     "sla_breaches": SLA_BREACHES,
+    # the canary controller's phase (aurora.canary.controller), 1 while it holds
+    "canary_aborted": f'max by (rollout) ({n.CANARY_PHASE}{{phase="aborted"}})',
+    "canary_inconclusive": f'max by (rollout) ({n.CANARY_PHASE}{{phase="inconclusive"}})',
 }
 
 # --- event SLIs: error ratios and event rates -----------------------------------------------
@@ -217,6 +221,24 @@ QUANTILE_RECORDS: dict[str, str] = {
     RTT_P95_RECORD: rtt_quantile(0.95),
     POLICY_P99_RECORD: policy_p99(),
 }
+
+
+# Each SLO per track during a canary (the bridges' scrape targets carry `track` and
+# `version`, aurora.slo.promconfig); outside a canary every series is track="stable".
+def _track_records(by: str = "treaty_id, track, version") -> dict[str, str]:
+    return {
+        "track:fill_rate:p50_rate1h": quantile(0.5, n.FILL_RATE, FILL_RATE_WINDOW, by=by),
+        "track:fill_rate:p95_rate1h": quantile(0.95, n.FILL_RATE, FILL_RATE_WINDOW, by=by),
+        "track:rtt_ms:p50_rate5m": quantile(0.5, n.RTT_MS, LATENCY_WINDOW, by=by),
+        "track:rtt_ms:p95_rate5m": quantile(0.95, n.RTT_MS, LATENCY_WINDOW, by=by),
+        "track:policy_decision_ms:p99_rate5m": quantile(0.99, n.POLICY_DECISION_MS,
+                                                        LATENCY_WINDOW, by=by),
+        "track:provenance_coverage:min": f"min by ({by}) ({n.PROVENANCE_COVERAGE})",
+        "track:requests:rate5m": f"sum by ({by}, outcome) (rate({REQUESTS_TOTAL}[5m]))",
+    }
+
+
+TRACK_RECORDS: dict[str, str] = _track_records()
 
 
 def error_ratio_record(key: BudgetKey, window: str) -> str:
@@ -311,3 +333,9 @@ def dropped_share(window: str) -> str:
 # the coverage gauge as recorded, for exports and warm-up checks
 PROVENANCE_SERIES = n.PROVENANCE_COVERAGE
 FILL_RATE_SERIES = n.FILL_RATE
+
+
+# --- incidents (the receiver, :9111) -------------------------------------------------------
+
+INCIDENTS_OPEN = f"sum by (sev) ({n.INCIDENTS_OPEN})"
+INCIDENTS_OPENED = f"sum by (sev) (increase({n.total(n.INCIDENTS_OPENED)}[1h]))"

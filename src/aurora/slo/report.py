@@ -9,6 +9,11 @@ except the seed's literal queries, which are reported next to the windowed value
 seed wrote them.
 
 Missing data is ``null`` and "insufficient data"; the report is then not compliant.
+
+Each SLO also carries its series over the window (``series``: one point per
+``window / SERIES_POINTS``, each the SLI over the step before it, from one range query), the
+alert threshold the seed set for it and its error budget's key: the charts of the PDF
+(:mod:`aurora.docket`) are drawn from these values in the signed document, never re-queried.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
@@ -29,18 +34,26 @@ from aurora.slo import queries as q
 from aurora.slo.catalog import (
     BUDGET,
     OBJECTIVE,
+    OBJECTIVE_ALERT,
+    OBJECTIVE_BUDGET,
     POLICY_GOOD_MS,
     RTT_GOOD_MS,
+    SEED_ALERTS,
     SLO_PERIOD,
     BudgetKey,
     Objective,
 )
-from aurora.slo.prometheus import QuerySource, Sample
+from aurora.slo.prometheus import RangeSeries, RangeSource, Sample
 from aurora.wire import format_rfc3339
 
+if TYPE_CHECKING:
+    from aurora.gpg import Published
+
 REPORT_KIND = "aurora-slo-report"
-REPORT_VERSION = 1
+REPORT_VERSION = 2  # 2: series, alert and error_budget per SLO; budget spent
 INSUFFICIENT = "insufficient data"
+SERIES_POINTS = 96  # points per chart: 45 min each over 72 h
+SERIES_MIN_RANGE_S = 4.0  # a rate needs a few scrapes (the rehearsal scrapes every second)
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,64 @@ def report_queries(treaty_id: str, window: str) -> dict[str, str]:
     }
 
 
+def series_queries(treaty_id: str, range_: str) -> dict[str, str]:
+    """SLO key → PromQL of its SLI over ``range_`` (a chart point), for one treaty."""
+    t = treaty_id
+    return {
+        "fill_rate_p50": q.fill_p50(range_, t),
+        "fill_rate_p95": q.fill_p95_strict(range_, t),
+        "rtt_p50": q.rtt_quantile(0.5, range_, t),
+        "rtt_p95": q.rtt_quantile(0.95, range_, t),
+        "provenance": q.over_time("avg", names.PROVENANCE_COVERAGE, range_, t),
+        "policy_p99": q.policy_p99(range_, t),
+    }
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """The range queries of a report: ``start`` .. ``end`` every ``step`` seconds."""
+
+    start: float
+    end: float
+    step: float
+    range: str  # each point's PromQL range
+
+    @classmethod
+    def of(cls, window: Window, at: datetime) -> SeriesPlan:
+        step = window.seconds / SERIES_POINTS
+        end = at.timestamp()
+        return cls(end - window.seconds + step, end, step,
+                   q.prom_duration(max(step, SERIES_MIN_RANGE_S)))
+
+
+def _treaty_series(series: list[RangeSeries], treaty_id: str
+                   ) -> list[tuple[float, float | None]]:
+    mine = [s for s in series if s.labels.get("treaty_id", treaty_id) == treaty_id]
+    return mine[0].points if len(mine) == 1 else []
+
+
+def _series_entry(query: str, plan: SeriesPlan, points: list[tuple[float, float | None]]
+                  ) -> dict[str, Any]:
+    return {
+        "query": query,
+        "start": format_rfc3339(datetime.fromtimestamp(plan.start, UTC)),
+        "end": format_rfc3339(datetime.fromtimestamp(plan.end, UTC)),
+        "step_seconds": round(plan.step, 3),
+        "range": plan.range,
+        "points": [[round(t, 3), _round(v)] for t, v in points],
+        "points_with_data": sum(1 for _, v in points if slomath.finite(v) is not None),
+    }
+
+
+def alert_entry(slo: str) -> dict[str, Any] | None:
+    name = OBJECTIVE_ALERT.get(slo)
+    alert = next((a for a in SEED_ALERTS if a.name == name), None)
+    if alert is None:
+        return None
+    return {"name": alert.name, "op": alert.op, "threshold": alert.threshold,
+            "hold": alert.hold, "severity": alert.severity}
+
+
 def _treaty_value(samples: list[Sample], treaty_id: str) -> float | None:
     """The value of the treaty's series (an unlabelled result counts as the treaty's)."""
     mine = [s for s in samples if s.labels.get("treaty_id", treaty_id) == treaty_id]
@@ -129,6 +200,8 @@ def _budget_entry(key: BudgetKey, sli: float | None, good: float | None, total: 
                   queries: dict[str, str], window: Window) -> dict[str, Any]:
     budget = BUDGET[key]
     error_ratio = None if sli is None else 1 - sli
+    remaining = _round(slomath.budget_remaining(sli, budget.objective, window.seconds,
+                                                parse_duration(SLO_PERIOD)))
     return {
         "title": budget.title,
         "sli": f"{budget.good} / {budget.total}",
@@ -139,13 +212,13 @@ def _budget_entry(key: BudgetKey, sli: float | None, good: float | None, total: 
         "value": _round(sli),
         "error_ratio": _round(error_ratio),
         "burn_rate": _round(slomath.burn_rate(error_ratio, budget.objective)),
-        "remaining": _round(slomath.budget_remaining(sli, budget.objective, window.seconds,
-                                                     parse_duration(SLO_PERIOD))),
+        "remaining": remaining,
+        "spent": None if remaining is None else _round(1 - remaining),
         "queries": queries,
     }
 
 
-def build_report(source: QuerySource, *, treaty_id: str, window: str, at: datetime,
+def build_report(source: RangeSource, *, treaty_id: str, window: str, at: datetime,
                  prometheus_url: str) -> dict[str, Any]:
     """Query ``source`` at ``at`` and assemble the report (see the module docstring)."""
     win = Window.parse(window)
@@ -153,6 +226,10 @@ def build_report(source: QuerySource, *, treaty_id: str, window: str, at: dateti
     stamp = at.timestamp()
     raw = {name: source.query(expr, stamp) for name, expr in exprs.items()}
     val = {name: _treaty_value(samples, treaty_id) for name, samples in raw.items()}
+    plan = SeriesPlan.of(win, at)
+    charts = {slo: _series_entry(expr, plan, _treaty_series(
+                  source.query_range(expr, plan.start, plan.end, plan.step), treaty_id))
+              for slo, expr in series_queries(treaty_id, plan.range).items()}
 
     outcomes = _by_label(raw["requests_by_outcome"], "outcome", treaty_id)
     have_requests = bool(raw["requests_by_outcome"])
@@ -205,6 +282,9 @@ def build_report(source: QuerySource, *, treaty_id: str, window: str, at: dateti
         "provenance": _budget_entry("provenance", slomath.finite(val["provenance_avg"]), None,
                                     None, {"value": exprs["provenance_avg"]}, win),
     }
+    for slo, entry in slos.items():
+        entry.update(series=charts[slo], alert=alert_entry(slo),
+                     error_budget=OBJECTIVE_BUDGET[slo])
     verdicts = [entry["compliant"] for entry in slos.values()]
     overall = slomath.all_compliant(verdicts)
     status = ("compliant" if overall
@@ -249,12 +329,13 @@ def report_bytes(report: dict[str, Any]) -> bytes:
     return canonical_json(report)
 
 
-def write_report(report: dict[str, Any], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(report_bytes(report))
-    tmp.replace(path)
-    return path
+def write_report(report: dict[str, Any], path: Path, key: str | None = None, *,
+                 gnupghome: Path | None = None) -> Published:
+    """Write the report with its ``.sha256`` and, with a key, its ``.asc``, durably; the
+    previous report's signature never survives beside the new content."""
+    from aurora.gpg import publish
+
+    return publish(path, report_bytes(report), key, gnupghome=gnupghome)
 
 
 def _show(value: float | None, unit: str) -> str:

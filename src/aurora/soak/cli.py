@@ -68,9 +68,10 @@ def _print_verdict(verdict: Verdict) -> None:
 
 
 def _unfinished_wall_soak(home: Home) -> str | None:
+    from aurora.ledger.storage import home_ledger_exists
     from aurora.soak.evidence import SoakNotFound, load_state, open_readonly
 
-    if not home.ledger_db.exists():
+    if not home_ledger_exists(home):
         return None
     try:
         with open_readonly(home) as ledger:
@@ -104,10 +105,9 @@ def start(
     are not rerun, interrupted ones are rerun, none is skipped.
     """
     from aurora import procs
-    from aurora.slo.gpg import check_secret_key
+    from aurora.gpg import chosen_key, secret_key_fingerprint
     from aurora.soak.runner import Runner
     from aurora.soak.schedule import RPO_SECONDS, SoakPlan
-    from aurora.soak.signing import chosen_key
 
     home = Home.discover()
     if procs.running(home, "bridge") is None:
@@ -122,7 +122,7 @@ def start(
         raise AuroraError(f"--start-date {start_date!r} is not YYYY-MM-DD", exit_code=2) from None
     signing_key = chosen_key(key)
     if signing_key:
-        check_secret_key(signing_key)  # fail now, not at hour 72
+        secret_key_fingerprint(signing_key)  # fail now, not at hour 72
     plan = SoakPlan(soak_id=soak_id or f"soak-{first:%Y%m%d}", start_date=first, days=days,
                     mode="wall", rpo_every_s=float(RPO_SECONDS) if rpo_backups else None,
                     drills=_drills(drills), key_id=signing_key)
@@ -160,10 +160,10 @@ def rehearse(
 
     Exit status: the gate's (0 pass, 1 fail, 3 inconclusive).
     """
+    from aurora.gpg import chosen_key
     from aurora.soak.isolate import isolated_home
     from aurora.soak.rehearsal import DEFAULT_DAY_SECONDS, DEFAULT_TRAFFIC_RATE, RehearsalOptions
     from aurora.soak.rehearsal import rehearse as run
-    from aurora.soak.signing import chosen_key
 
     home = isolated_home(home_dir) if home_dir else Home.discover()
     try:
@@ -222,16 +222,17 @@ def gate(
                             help="Sign reports/day7-gate.json (default: $AURORA_GPG_KEY; none: "
                                  "unsigned)."),
     output: Path = typer.Option(None, "--output", "-o", help="Default: reports/day7-gate.json."),
-    no_prometheus: bool = typer.Option(False, "--no-prometheus",
-                                       help="Judge SLOs from the recorded daily checks only."),
+    no_prometheus: bool = typer.Option(False, "--no-prometheus", hidden=True,
+                                       help="Kept for old scripts: the gate never queries "
+                                            "Prometheus (SLOs come from the recorded checks)."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Evaluate the Day-7 checklist from evidence: exit 0 pass, 1 fail, 3 inconclusive."""
-    from aurora.soak.signing import chosen_key
+    from aurora.gpg import chosen_key
     from aurora.soak.verdict import run_gate
 
-    verdict = run_gate(Home.discover(), soak, key=chosen_key(key), output=output,
-                       use_prometheus=not no_prometheus)
+    del no_prometheus  # the verdict is the recorded evidence's, with or without Prometheus
+    verdict = run_gate(Home.discover(), soak, key=chosen_key(key), output=output)
     if as_json:
         print(json_text(verdict.document, indent=2))
     else:

@@ -8,8 +8,9 @@ checked again here before the gate (``aurora.soak.gate``, pure) judges it:
 * files: re-hashed against the sha256 the ledger holds (smoke logs, reports, backups);
 * backups: unpacked, ``PRAGMA integrity_check`` and audited against their own signed
   checkpoint, their root equal to the recorded one and a prefix of the live ledger;
-* the governance report's signature: ``gpg --verify`` in a keyring holding only the key
-  the ledger names, accepted from that fingerprint only;
+* the governance report's signatures (JSON and PDF): ``gpg --verify`` in a keyring holding
+  only the key the ledger names, accepted from that fingerprint only; and the PDF rendered
+  again from the JSON must be byte-identical (it prints nothing the signed JSON does not);
 * alerts: ``promtool test rules ops/prometheus/tests/*.yml`` runs now, and each alert drill's
   ``drill`` ledger entry must say the alert fired and resolved;
 * SLOs: Prometheus range queries over the soak's real span (drill windows left out) when
@@ -28,7 +29,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from aurora.config import load_stack
 from aurora.digests import sha256_file
 from aurora.drills.window import DrillWindow
 from aurora.errors import AuroraError
@@ -52,7 +52,6 @@ from aurora.soak.gate import (
     SloFacts,
 )
 from aurora.soak.schedule import DRILLS, GOVERNANCE, REQUIRED_DAYS, Slot
-from aurora.soak.spans import Timing
 from aurora.soak.state import SoakState, TaskRecord, to_soak_time
 from aurora.wire import parse_rfc3339, utc_now
 
@@ -125,7 +124,8 @@ def _checkpoint_fact(home: Home, state: SoakState, day: int
         checkpoint = open_checkpoint(str(recorded["note"]), [load_verifier(home)], origin(home))
     except (KeyError, LedgerError) as exc:
         return SingleFact("fail", (f"recorded checkpoint does not verify: {exc}",)), None
-    evidence = {"tree_size": checkpoint.size, "root": checkpoint.root.hex(), "seq": record.seq}
+    evidence = {"tree_size": checkpoint.size, "root": checkpoint.root.hex(), "seq": record.seq,
+                "note": str(recorded["note"])}
     return SingleFact("pass", (), evidence), checkpoint
 
 
@@ -134,7 +134,7 @@ def ledger_facts(home: Home, ledger: Ledger, state: SoakState) -> LedgerFacts:
         note_file = home.checkpoint_file
         note = (note_file.read_text(encoding="utf-8"), str(note_file)) \
             if note_file.exists() else None
-        report = audit(home.ledger_db, [load_verifier(home)], origin=origin(home),
+        report = audit(ledger.location, [load_verifier(home)], origin=origin(home),
                        checkpoint_note=note)
         audit_ok: bool | None = True
         audit_detail = f"tree size {report.tree_size}, root {report.root.hex()}"
@@ -213,20 +213,46 @@ def governance_fact(home: Home, state: SoakState) -> SingleFact:
     if status == "fail":
         return SingleFact("fail", tuple(problems) or (record.summary,), evidence)
     report = home.reports_dir / "canary-72h.json"
+    pdf = home.reports_dir / "canary-72h.pdf"
     pub = home.reports_dir / "canary-72h.pub.asc"
+    if not any(Path(f.path).name == pdf.name for f in record.files):
+        problems.append(f"{pdf.name} is not among the files the governance task recorded")
     try:
-        from aurora.slo import gpg
-        from aurora.soak.signing import keyring_with
+        from aurora import gpg
 
-        with keyring_with(pub) as keyring:
-            check = gpg.verify(report, gnupghome=keyring,
-                               expected_fingerprint=str(detail.get("fingerprint")))
-        evidence["signature"] = check.detail
-        if not check.ok:
-            problems.append(f"signature: {check.detail}")
+        with gpg.keyring_with(pub) as keyring:
+            for path, key in ((report, "signature"), (pdf, "pdf_signature")):
+                check = gpg.verify_detached(path, gnupghome=keyring,
+                                            expected_fingerprint=str(detail.get("fingerprint")))
+                evidence[key] = check.detail
+                if not check.ok:
+                    problems.append(f"{path.name} signature: {check.detail}")
     except AuroraError as exc:
         problems.append(f"signature could not be checked: {exc}")
+    problems += rendering_problems(report, pdf)
     return SingleFact("pass", tuple(problems), evidence)
+
+
+def rendering_problems(report: Path, pdf: Path) -> list[str]:
+    """The PDF is the rendering of the signed JSON: rendered again from the JSON, the same
+    bytes (rendering is deterministic), so it shows no number the JSON does not hold."""
+    import json
+
+    from aurora.docket.render import RenderError, slo_report_html
+    from aurora.docket.render import pdf as print_pdf
+
+    if not report.is_file() or not pdf.is_file():
+        return []  # reported as missing by the file and signature checks
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+        again = print_pdf(slo_report_html(document, report.stem), document)
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{report.name} cannot be rendered again: {type(exc).__name__}: {exc}"]
+    except RenderError as exc:
+        return [f"{pdf.name} could not be re-rendered: {exc}"]
+    if again != pdf.read_bytes():
+        return [f"{pdf.name} is not the rendering of {report.name} (stale or altered)"]
+    return []
 
 
 # --- alerts and drills ------------------------------------------------------------------------
@@ -360,32 +386,18 @@ def incident_facts(home: Home, ledger: Ledger, state: SoakState, until: datetime
 # --- SLOs -------------------------------------------------------------------------------------
 
 
-def slo_facts(home: Home, state: SoakState, until: datetime, use_prometheus: bool) -> SloFacts:
-    from aurora.slo.prometheus import PrometheusClient
+def slo_facts(home: Home, state: SoakState) -> SloFacts:
+    """The daily SLO checks as recorded, re-verified; Prometheus is not asked again."""
     from aurora.soak import slo
 
-    def recorded(why: str) -> SloFacts:
-        return SloFacts("recorded", why, recorded=_daily(
-            state, "slo-check", lambda r: file_problems(home, r)))
-
-    if not use_prometheus:
-        return recorded("Prometheus not consulted (--no-prometheus)")
-    url = load_stack(home).prometheus_url
-    timing = Timing.of(state.plan)
-    start = min((r.real_start for r in state.finished.values()), default=state.real_start)
-    try:
-        with PrometheusClient(url) as prom:
-            if not prom.ready():
-                return recorded(f"Prometheus at {url} is unreachable")
-            segments, covered = slo.judge_span(prom, state.plan.treaty_id, (start, until),
-                                               slo.drill_holes(drill_windows(state)),
-                                               timing.min_segment_s)
-    except AuroraError as exc:
-        return recorded(f"Prometheus at {url}: {exc}")
-    if not segments or all(v is None for seg in segments for v in seg["verdicts"].values()):
-        return recorded(f"Prometheus at {url} holds no data for the soak's span")
-    return SloFacts("prometheus", f"Prometheus at {url} answered", tuple(segments),
-                    round(covered, 3))
+    days = _daily(state, "slo-check", lambda r: file_problems(home, r))
+    checks = [state.finished[s.key] for d in range(1, REQUIRED_DAYS + 1)
+              if (s := _slot(state, "slo-check", d)) is not None and s.key in state.finished]
+    segments = tuple(seg for r in checks for seg in r.detail.get("segments", []))
+    free = [r.detail.get("drill_free_s") for r in checks]
+    drill_free = sum(float(f) for f in free if f is not None) \
+        if checks and None not in free else None
+    return SloFacts(days, segments, drill_free, slo.judged_seconds(segments))
 
 
 # --- RPO --------------------------------------------------------------------------------------
@@ -423,8 +435,7 @@ def rpo_facts(ledger: Ledger, state: SoakState, until: datetime) -> RpoFacts:
 # --- all of it --------------------------------------------------------------------------------
 
 
-def collect(home: Home, soak_id: str | None = None, *, use_prometheus: bool = True
-            ) -> tuple[SoakState, GateFacts]:
+def collect(home: Home, soak_id: str | None = None) -> tuple[SoakState, GateFacts]:
     with open_readonly(home) as ledger:
         state = load_state(ledger, soak_id)
         until = state.ended or utc_now()
@@ -433,7 +444,7 @@ def collect(home: Home, soak_id: str | None = None, *, use_prometheus: bool = Tr
             days_planned=state.plan.days,
             ended=state.ended is not None,
             smoke=_daily(state, "smoke", lambda r: file_problems(home, r)),
-            slo=slo_facts(home, state, until, use_prometheus),
+            slo=slo_facts(home, state),
             incidents=incident_facts(home, ledger, state, until),
             backups=_daily(state, "backup", lambda r: backup_problems(home, ledger, r)),
             governance=governance_fact(home, state),

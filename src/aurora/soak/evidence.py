@@ -125,6 +125,9 @@ def load_state(ledger: Ledger, soak_id: str | None = None) -> SoakState:
 
 
 def open_readonly(home: Home) -> Ledger:
-    if not home.ledger_db.exists():
-        raise SoakNotFound(f"no ledger at {home.ledger_db}: nothing has run in this home yet")
+    from aurora.ledger.storage import describe, home_ledger_exists, ledger_location
+
+    if not home_ledger_exists(home):
+        raise SoakNotFound(f"no ledger at {describe(ledger_location(home))}: nothing has run "
+                           "in this home yet")
     return Ledger.open(home, readonly=True)

@@ -38,13 +38,13 @@ from pathlib import Path
 from aurora import procs
 from aurora.config import load_stack
 from aurora.errors import AuroraError, UnreachableError
+from aurora.gpg import make_throwaway_key, temporary_keyring
 from aurora.home import Home
 from aurora.slo import queries as q
 from aurora.slo.queries import prom_duration
 from aurora.soak.evidence import SoakNotFound, load_state, open_readonly
 from aurora.soak.runner import Hooks, Runner
 from aurora.soak.schedule import DRILLS, RPO_SECONDS, SoakPlan
-from aurora.soak.signing import make_throwaway_key, temporary_keyring
 from aurora.soak.spans import FILL_WINDOW_FLOOR_S, SCRAPE_S, Timing
 from aurora.soak.state import SoakState
 from aurora.soak.verdict import Verdict, run_gate
@@ -164,7 +164,9 @@ def warm_up(home: Home, timeout: float = WARMUP_TIMEOUT_S) -> None:
 
 
 def _existing(home: Home, soak_id: str) -> SoakState | None:
-    if not home.ledger_db.exists():
+    from aurora.ledger.storage import home_ledger_exists
+
+    if not home_ledger_exists(home):
         return None
     try:
         with open_readonly(home) as ledger:

@@ -27,6 +27,8 @@ import httpx
 
 from aurora.config import StackConfig
 from aurora.drills.window import DrillWindow
+from aurora.durable import atomic_output
+from aurora.gpg import Published
 from aurora.home import Home
 from aurora.soak.clock import SoakClock
 from aurora.soak.evidence import EvidenceLog, resolve
@@ -173,17 +175,32 @@ def slo_check(ctx: TaskContext) -> TaskOutcome:
         return TaskOutcome(False, f"Prometheus: {exc}", detail={"error": str(exc)})
     verdicts = slo.overall(segments)
     ctx.say(f"{literal} = {seed_value}")
+    for seg in segments:
+        if seg["insufficient"]:
+            ctx.say(f"NOTE  {seg['start']} .. {seg['end']}: {seg['insufficient']}")
     for name, verdict in verdicts.items():
         values = [seg["values"][name] for seg in segments]
-        ctx.say(f"{'PASS' if verdict else 'FAIL'}  {name:<14} {values}")
+        mark = "PASS" if verdict else "FAIL" if verdict is False else "----"
+        ctx.say(f"{mark}  {name:<14} {values}")
     missed = [n for n, v in verdicts.items() if v is False]
-    unknown = [n for n, v in verdicts.items() if v is None]
+    # no value although the segment had orders enough: the data is missing, not too thin
+    unknown = sorted({n for seg in segments if not seg["insufficient"]
+                      for n, v in seg["verdicts"].items() if v is None})
     passed = not missed and not unknown
-    summary = ("every SLO met" if passed else
-               "not met: " + ", ".join(missed) if missed else "no data: " + ", ".join(unknown))
+    judged = slo.judged_seconds(segments)
+    summary = ("not met: " + ", ".join(missed) if missed else
+               "no data: " + ", ".join(unknown) if unknown else
+               "every SLO met" if judged else "insufficient data (too few orders)")
+    # what the gate needs, recorded now: it never asks Prometheus again (the verdict is a
+    # function of this evidence, whether or not Prometheus still runs at Day 7)
     return TaskOutcome(passed, f"{summary} ({len(segments)} segment(s), {covered:.0%} of "
                        "the time since the last check)",
                        detail={"span": [format_rfc3339(start), format_rfc3339(end)],
+                               "drill_holes": [[format_rfc3339(a), format_rfc3339(b)]
+                                               for a, b in holes],
+                               "drill_free_s": round(slo.drill_free_seconds((start, end),
+                                                                            holes), 3),
+                               "judged_s": round(judged, 3),
                                "segments": segments, "verdicts": verdicts,
                                "covered_share": round(covered, 3), "seed_query": literal,
                                "seed_value": seed_value})
@@ -244,7 +261,13 @@ def anomaly_check(ctx: TaskContext) -> TaskOutcome:
 # --- 18:00 ---------------------------------------------------------------------------------
 
 
-def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path) -> dict[str, Any]:
+def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path,
+                     key: str | None = None, *, checkpoint_note: str | None = None
+                     ) -> tuple[dict[str, Any], Published]:
+    """The seed's reporter over ``soak_seconds`` of soak clock, with the home's evidence
+    (ledger, incidents, backups, drills) over the same window, published (signed with
+    ``key`` if given) in one durable step."""
+    from aurora.docket.evidence import gather
     from aurora.slo.report import build_report, write_report
 
     window = ctx.timing.report_window(soak_seconds)
@@ -252,9 +275,12 @@ def write_slo_report(ctx: TaskContext, soak_seconds: float, output: Path) -> dic
     with ctx.prometheus() as prom:
         document = build_report(prom, treaty_id=ctx.plan.treaty_id, window=window, at=now,
                                 prometheus_url=ctx.stack.prometheus_url)
-    write_report(document, output)
+    document["evidence"] = gather(
+        ctx.home, since=now - timedelta(seconds=document["window_seconds"]), until=now,
+        checkpoint_note=checkpoint_note)
+    published = write_report(document, output, key, gnupghome=ctx.gnupghome)
     ctx.say(f"wrote {output}: {document['summary']} (window {window})")
-    return document
+    return document, published
 
 
 def daily_report(ctx: TaskContext) -> TaskOutcome:
@@ -263,7 +289,7 @@ def daily_report(ctx: TaskContext) -> TaskOutcome:
 
     output = ctx.home.reports_dir / f"daily-{ctx.slot.datestamp}.json"
     try:
-        document = write_slo_report(ctx, 86400, output)
+        document, _ = write_slo_report(ctx, 86400, output)
     except AuroraError as exc:
         ctx.say(f"report failed: {exc}")
         return TaskOutcome(False, f"report failed: {exc}", detail={"error": str(exc)})
@@ -276,8 +302,7 @@ def tar_paths(home: Home, target: Path, paths: list[Path]) -> int:
     """A .tar.gz of ``paths`` (files or folders), names relative to the home. Files that
     vanish or grow while it runs are taken as they are (logs keep being written)."""
     count = 0
-    tmp = target.with_name(f".{target.name}.tmp")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_output(target) as tmp, tarfile.open(tmp, "w:gz") as tar:
         for root in paths:
             files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
             for path in files:
@@ -286,7 +311,6 @@ def tar_paths(home: Home, target: Path, paths: list[Path]) -> int:
                     count += 1
                 except (FileNotFoundError, ValueError):
                     continue
-    tmp.replace(target)
     return count
 
 
@@ -326,7 +350,7 @@ def verify_audit(ctx: TaskContext) -> TaskOutcome:
     verifier = load_verifier(ctx.home)
     checkpoint = open_checkpoint(note, [verifier], origin(ctx.home))
     try:
-        report = audit(ctx.home.ledger_db, [verifier], origin=origin(ctx.home),
+        report = audit(ctx.evidence.ledger.location, [verifier], origin=origin(ctx.home),
                        checkpoint_note=(note, "the day's checkpoint"))
     except LedgerError as exc:
         ctx.say(str(exc))

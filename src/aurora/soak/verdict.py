@@ -1,7 +1,10 @@
 """``reports/day7-gate.json``: the gate's verdict as a signed document, and its table.
 
 The document is canonical JSON (RFC 8785), like every report Aurora signs; with a key it
-gets ``.asc`` and ``.sha256`` exactly as the governance report does (``aurora.slo.gpg``).
+gets ``.asc`` and ``.sha256`` exactly as the governance report does (``aurora.gpg.publish``):
+a run without a key removes the previous run's ``.asc``, so the verdict is visibly unsigned.
+``day7-gate.pdf`` beside it is the same document for the board (``aurora.docket``), signed
+and checksummed the same way.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from typing import Any
 
 from rich.table import Table
 
+from aurora import gpg
 from aurora.canonical import canonical_json
+from aurora.docket.files import write_pdf
+from aurora.docket.render import gate_html
 from aurora.home import Home
-from aurora.slo import gpg
 from aurora.soak.collect import collect
 from aurora.soak.gate import MARKS, GateResult, evaluate
 from aurora.soak.state import SoakState
@@ -30,8 +35,9 @@ class Verdict:
     result: GateResult
     document: dict[str, Any]
     path: Path
-    signed: gpg.Signed | None
+    signed: gpg.Published | None  # None: unsigned (and no stale .asc left beside it)
     sign_note: str
+    pdf: Path | None = None
 
 
 def document(state: SoakState, result: GateResult) -> dict[str, Any]:
@@ -50,25 +56,23 @@ def document(state: SoakState, result: GateResult) -> dict[str, Any]:
 
 
 def run_gate(home: Home, soak_id: str | None = None, *, key: str | None = None,
-             gnupghome: Path | None = None, output: Path | None = None,
-             use_prometheus: bool = True) -> Verdict:
+             gnupghome: Path | None = None, output: Path | None = None) -> Verdict:
     """Collect, judge, write ``reports/day7-gate.json`` and sign it when a key is given."""
-    state, facts = collect(home, soak_id, use_prometheus=use_prometheus)
+    state, facts = collect(home, soak_id)
     result = evaluate(facts)
     doc = document(state, result)
     path = output or home.reports_dir / GATE_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(canonical_json(doc))
-    tmp.replace(path)
-    signed = None
-    note = "unsigned: no key (--key or $AURORA_GPG_KEY)"
-    if key:
-        signed = gpg.sign(path, key, gnupghome=gnupghome)
-        note = f"signed with {key}: {signed.signature.name}, {signed.checksum.name}"
-    else:
-        gpg.write_checksum(path)
-    return Verdict(state, result, doc, path, signed, note)
+    published = gpg.publish(path, canonical_json(doc), key, gnupghome=gnupghome)
+    # the same document for the board, published the same way
+    pdf = write_pdf(doc, path, gate_html, key, gnupghome=gnupghome)
+    if published.signature is None:
+        return Verdict(state, result, doc, path, None,
+                       f"unsigned: no key (--key or $AURORA_GPG_KEY); {pdf.path.name} beside it",
+                       pdf.path)
+    assert pdf.signature is not None
+    return Verdict(state, result, doc, path, published, f"signed with {key}: "
+                   f"{published.signature.name}, {published.checksum.name}, "
+                   f"{pdf.signature.name}, {pdf.checksum.name}", pdf.path)
 
 
 def gate_table(verdict: Verdict) -> Table:

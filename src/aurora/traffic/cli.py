@@ -52,13 +52,19 @@ def register(app: typer.Typer) -> None:
                   f"(sustained about {sustainable_rate(workloads) * 60:.1f} orders/min); "
                   "--no-pace to lift", flush=True)
 
+        seen: list[TrafficStats] = []  # the run's stats (one object, updated as it goes)
+
         def report(stats: TrafficStats) -> None:
+            seen[:] = [stats]
             if not as_json and sys.stdout.isatty():
                 print(f"\rsent {stats.sent}  {dict(stats.statuses)}", end="", flush=True)
 
-        stats = asyncio.run(run_traffic(home, rate=chosen, duration=seconds, count=count,
-                                        seed=seed, pace=pace, tenants=tenant or None,
-                                        on_progress=report))
+        try:
+            stats = asyncio.run(run_traffic(home, rate=chosen, duration=seconds, count=count,
+                                            seed=seed, pace=pace, tenants=tenant or None,
+                                            on_progress=report))
+        except KeyboardInterrupt:  # Ctrl-C ends a long run: say what was sent, no traceback
+            stats = seen[0] if seen else TrafficStats()
         if sys.stdout.isatty() and not as_json:
             print()
         print(json.dumps(stats.to_json(), indent=None if as_json else 2))

@@ -33,6 +33,7 @@ class TrafficStats:
     statuses: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     gpu_hours_filled: float = 0.0
+    acked: dict[str, float] = field(default_factory=dict)  # nonce -> GPU-hours, every 200
     started: float = field(default_factory=time.time)
 
     def quantile(self, q: float) -> float | None:
@@ -66,7 +67,11 @@ async def run_traffic(
     pace: bool = True,
     tenants: list[str] | None = None,
     on_progress: Callable[[TrafficStats], None] | None = None,
+    stats: TrafficStats | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> TrafficStats:
+    """Send the workloads' orders at ``rate``; ``stats`` (if given) is filled as they are
+    answered, and ``stop`` ends the run when it returns True (in-flight orders finish)."""
     stack = load_stack(home)
     workloads = load_workloads(home)
     treaty = load_treaty(home)
@@ -78,7 +83,7 @@ async def run_traffic(
     ttl = timedelta(seconds=parse_duration(workloads.order_ttl))
     url = f"{stack.bridge_url}/aurora/order"
     book = BudgetBook()
-    stats = TrafficStats()
+    stats = TrafficStats() if stats is None else stats
     in_flight: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()
 
@@ -98,6 +103,7 @@ async def run_traffic(
         stats.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
         stats.statuses[str(status)] += 1
         if status == 200:
+            stats.acked[order["nonce"]] = planned.gpu_hours
             book.add(planned.tenant_id, day, planned.gpu_hours)
             stats.gpu_hours_filled += planned.gpu_hours
         elif status == 403:
@@ -118,6 +124,8 @@ async def run_traffic(
             if duration is not None and planned.at > duration:
                 break
             if count is not None and stats.sent >= count:
+                break
+            if stop is not None and stop():
                 break
             stats.planned += 1
             delay = start + planned.at - loop.time()

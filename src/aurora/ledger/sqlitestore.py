@@ -1,4 +1,4 @@
-"""SQLite storage of the ledger: the only module here that speaks SQL.
+"""SQLite storage of the ledger (the embedded default), behind ``storage.LedgerStore``.
 
 Layout (one database file, WAL, ``synchronous=FULL``):
 
@@ -62,6 +62,33 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 _APPEND_ONLY = ("audit_log", "merkle_hashes", "checkpoints")
 
 
+# Checks every row's columns against its payload inside SQLite (JSON1, in C); the audit
+# runs it in a second thread: sqlite3 releases the GIL while it steps, so this overlaps
+# with the hashing in Python. One parse per row: the payload's six fields, rendered as
+# a JSON array, must equal the array of the columns. The comparison is type-exact (5 and
+# "5", null and "" differ), unlike comparing SQL values under SQLite's affinity rules.
+COLUMN_CHECK = """
+SELECT seq FROM audit_log WHERE seq < ? AND CASE
+  WHEN substr(payload, 1, 8) IS NOT '{"data":' OR NOT json_valid(payload) THEN 1
+  ELSE json_extract(payload, '$.seq', '$.ts', '$.kind', '$.treaty_id', '$.tenant_id',
+                    '$.subject')
+       IS NOT json_array(seq, ts, kind, treaty_id, tenant_id, subject)
+END ORDER BY seq LIMIT 1
+"""
+
+
+def fold_wal(path: Path) -> None:
+    """Checkpoint a database's WAL into its file, if it opens (before moving it aside)."""
+    try:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass  # a corrupt database is moved aside as it is
+
+
 def _triggers() -> str:
     out = []
     for table in _APPEND_ONLY:
@@ -113,8 +140,8 @@ def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-class Store:
-    """One connection to a ledger database. Not thread-safe: one thread per Store."""
+class SqliteStore:
+    """One connection to a ledger database file. Not thread-safe: one thread per store."""
 
     def __init__(self, path: Path, *, readonly: bool) -> None:
         self.path = path
@@ -123,10 +150,20 @@ class Store:
         self._lock_fd: int | None = None
 
     def close(self) -> None:
+        if not self.readonly:
+            # fold the WAL back into the database file: after a clean stop the file alone
+            # (the way operators copy it) holds every entry. Best effort: a reader in the
+            # middle of a transaction elsewhere only leaves the rest for the next writer.
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         self.conn.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
 
     def errors(self) -> contextlib.AbstractContextManager[None]:
         return sqlite_errors(self.path)
@@ -186,6 +223,11 @@ class Store:
                 self.conn.execute("ROLLBACK")
                 raise
             self.conn.execute("COMMIT")
+
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
+        # One ledger process at a time while opening: switching a new file to WAL
+        # fails at once (no busy wait) while another connection is creating it.
+        return self.writer_turn()
 
     @contextlib.contextmanager
     def writer_turn(self) -> Iterator[None]:
@@ -297,6 +339,88 @@ class Store:
             rows = self.conn.execute(
                 f"SELECT tree_size, root_hash, note FROM checkpoints ORDER BY tree_size {order}")
             return [(int(size), bytes(root), str(note)) for size, root, note in rows]
+
+    def checkpoint_table(self) -> list[tuple[int, bytes, str, str]]:
+        if "checkpoints" not in self.tables():
+            return []
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT tree_size, root_hash, ts, note FROM checkpoints ORDER BY tree_size")
+            return [(int(n), bytes(r), str(t), str(note)) for n, r, t, note in rows]
+
+    # --- the audit's streams --------------------------------------------------------------
+
+    def leaf_rows(self) -> sqlite3.Cursor:
+        with self.errors():
+            return self.conn.execute(
+                "SELECT seq, CAST(payload AS BLOB), leaf_hash FROM audit_log ORDER BY seq")
+
+    def hash_rows(self) -> sqlite3.Cursor:
+        with self.errors():
+            return self.conn.execute("SELECT idx, hash FROM merkle_hashes ORDER BY idx")
+
+    def checkpoint_roots(self) -> Iterator[tuple[int, bytes]]:
+        if "checkpoints" not in self.tables():
+            return
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT tree_size, root_hash FROM checkpoints ORDER BY tree_size")
+            for size, root in rows:
+                yield int(size), bytes(root)
+
+    def checkpoint_notes(self, lo: int, hi: int) -> Iterator[tuple[int, bytes, str]]:
+        with self.errors():
+            rows = self.conn.execute(
+                "SELECT tree_size, root_hash, note FROM checkpoints WHERE tree_size > ? AND "
+                "tree_size <= ? ORDER BY tree_size", (lo, hi))
+            for size, root, note in rows:
+                yield int(size), bytes(root), str(note)
+
+    def checkpoint_note(self, size: int) -> str | None:
+        with self.errors():
+            row = self.conn.execute("SELECT note FROM checkpoints WHERE tree_size = ?",
+                                    (size,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def checkpoint_sizes(self) -> tuple[int, int | None, int | None]:
+        if "checkpoints" not in self.tables():
+            return 0, None, None
+        with self.errors():
+            count, last = self.conn.execute(
+                "SELECT count(*), max(tree_size) FROM checkpoints").fetchone()
+            if not count:
+                return 0, None, None
+            (middle,) = self.conn.execute("SELECT tree_size FROM checkpoints ORDER BY "
+                                          "tree_size LIMIT 1 OFFSET ?", (count // 2,)).fetchone()
+        return int(count), int(middle), int(last)
+
+    def first_column_mismatch(self, size: int) -> int | None:
+        with self.errors():
+            row = self.conn.execute(COLUMN_CHECK, (size,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check``: b-tree structure, indexes, page accounting."""
+        with self.errors():
+            rows = [str(r[0]) for r in self.conn.execute("PRAGMA integrity_check")]
+        return [] if rows == ["ok"] else rows
+
+    # --- file operations (SQLite only: backups, restore) ----------------------------------
+
+    def copy_to(self, target: Path) -> None:
+        """A consistent copy of the live WAL database as one self-contained file."""
+        with self.errors():
+            dst = sqlite3.connect(target, isolation_level=None)
+            try:
+                self.conn.backup(dst)  # pages=-1: one step, one read snapshot
+                dst.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                dst.close()
+
+    def make_self_contained(self) -> None:
+        """Fold the WAL into the file and leave rollback-journal mode (a file to copy)."""
+        with self.errors():
+            self.conn.execute("PRAGMA journal_mode = DELETE")
 
     # --- writes (inside transaction(write=True)) -----------------------------------------
 
