@@ -98,8 +98,12 @@ def _start(tmp: Path, url: str, *, lift_caps: bool = False) -> Stack:
         treaty = json.loads(path.read_text())
         treaty["quota"].update(total_gpu_hours=1e9, per_tenant_daily_gpu_hours=1e9)
         path.write_text(json.dumps(treaty))
-    up(home, UpOptions(replicas=REPLICAS, traffic=False, observatory=False, backups=False,
-                       zero_delay=True))
+    try:
+        up(home, UpOptions(replicas=REPLICAS, traffic=False, observatory=False, backups=False,
+                           zero_delay=True))
+    except BaseException:
+        down(home)  # a replica that fails to start must not leave the others running
+        raise
     return Stack(home, url)
 
 
