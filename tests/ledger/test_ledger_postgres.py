@@ -75,6 +75,8 @@ def test_an_outage_is_ledger_unavailable_and_the_writer_recovers(
         for _ in range(3):
             with pytest.raises(LedgerUnavailableError, match="unavailable"):
                 ledger.append(Entry(kind="note", data={"lost": True}))
+        with pytest.raises(LedgerUnavailableError, match="unavailable"):
+            ledger.size()  # a read: the pool's connection is gone too
         own_cluster.start_server()
         after = ledger.append(Entry(kind="note", data={"i": 1}))  # reconnects by itself
         assert (first.leaf_index, after.leaf_index) == (0, 1)
@@ -104,3 +106,23 @@ def test_a_writer_opens_while_another_appends(home: Path, ledger: Ledger) -> Non
         stop.set()
         appender.join()
     assert ledger.size() >= 32
+
+
+def test_many_reading_threads_share_a_few_server_connections(home: Path, ledger: Ledger,
+                                                             db: str) -> None:
+    """A replica serves reads from many request threads; one connection each would
+    exhaust the server's max_connections with a handful of replicas."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from aurora.ledger.pgstore import READ_POOL_SIZE
+
+    fill(ledger, 16)
+    ledger.close()  # from here on, every connection of ours is a reader's
+    with Ledger.open(home, readonly=True) as reader, ThreadPoolExecutor(32) as threads:
+        sizes = list(threads.map(lambda i: reader.inclusion_proof(i % 16).tree_size, range(320)))
+        assert set(sizes) == {16}
+        with connect(db) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND application_name = 'aurora' AND pid <> pg_backend_pid()").fetchone()
+        assert row is not None and 1 <= row[0] <= READ_POOL_SIZE

@@ -232,9 +232,8 @@ def rehearse_scenario(scenario: str, root: Path, options: RehearsalOptions,
     try:
         on_step(f"{scenario}: starting PostgreSQL")
         # while the split takes over, stable's old replicas, its new group and the
-        # candidate's each hold their connections: three times the usual
-        pg = cluster.start(pg_home, pg_root / "data", free_port(), fast=True,
-                           max_connections=600)
+        # candidate's each hold their (at most 13) connections: the default 200 suffices
+        pg = cluster.start(pg_home, pg_root / "data", free_port(), fast=True)
         schema.init(pg.url())
         _set_database(home, pg.url())
         on_step(f"{scenario}: starting the stack ({options.replicas} replicas)")

@@ -85,7 +85,8 @@ def connect(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[ob
                                application_name="aurora")
 
 
-def pool(url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 10.0
+def pool(url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 10.0,
+         readonly: bool = False,
          ) -> psycopg_pool.ConnectionPool[psycopg.Connection[tuple[object, ...]]]:
     """A pool whose connections are checked before use, so a restarted server is survived.
 
@@ -99,4 +100,5 @@ def pool(url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 10.
         url, min_size=min_size, max_size=max_size, timeout=timeout, open=True,
         check=psycopg_pool.ConnectionPool.check_connection, name="aurora",
         kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S,
-                "application_name": "aurora"})
+                "application_name": "aurora",
+                **({"options": "-c default_transaction_read_only=on"} if readonly else {})})

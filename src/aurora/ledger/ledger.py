@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import logging
 import math
 import os
@@ -67,9 +68,11 @@ from aurora.ledger.note import Checkpoint, Signer, sign_checkpoint
 from aurora.ledger.storage import (
     LedgerStore,
     Location,
+    ReadStores,
     checkpoint_path,
     describe,
     ledger_location,
+    open_readers,
     open_store,
 )
 from aurora.wire import format_rfc3339, parse_rfc3339
@@ -144,8 +147,7 @@ class Ledger:
         self.checkpoint_every = checkpoint_every
         self._signer = signer
         self._max_batch = max_batch
-        self._local = threading.local()
-        self._readers: list[LedgerStore] = []
+        self._readers: ReadStores | None = None  # opened on the first read
         self._readers_lock = threading.Lock()
         self._closed = False
         self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
@@ -154,7 +156,8 @@ class Ledger:
         self._wstore: LedgerStore | None = None
         self._use_lock: FileLock | None = None
         if signer is None:
-            self._reader().check_schema()
+            with self._reading() as store:
+                store.check_schema()
         else:
             if isinstance(location, Path):
                 # Every SQLite writer holds this shared lock for its lifetime; a restore
@@ -297,9 +300,9 @@ class Ledger:
         elif self._wstore is not None:
             self._wstore.close()
         with self._readers_lock:
-            for store in self._readers:
-                store.close()
-            self._readers.clear()
+            if self._readers is not None:
+                self._readers.close()
+                self._readers = None
         self._release_use_lock()
         _open_writers.discard(self)
 
@@ -535,26 +538,26 @@ class Ledger:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _reader(self) -> LedgerStore:
-        """This thread's read-only connection (connections are per thread)."""
-        store: LedgerStore | None = getattr(self._local, "store", None)
-        if store is None:
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[LedgerStore]:
+        """A read-only store for one read (see ``storage.open_readers``)."""
+        with self._readers_lock:
             if self._closed:
                 raise LedgerClosedError(f"ledger {self.path} is closed")
-            store = open_store(self.location, readonly=True)
-            self._local.store = store
-            with self._readers_lock:
-                self._readers.append(store)
-        return store
+            if self._readers is None:
+                self._readers = open_readers(self.location)
+            readers = self._readers
+        with readers.borrow() as store:
+            yield store
 
     def tree_head(self) -> TreeHead:
-        store = self._reader()
-        with store.transaction(write=False):
+        with self._reading() as store, store.transaction(write=False):
             frontier = store.head()
         return TreeHead(frontier.size, frontier.root())
 
     def size(self) -> int:
-        return self._reader().size()
+        with self._reading() as store:
+            return store.size()
 
     def _check_size(self, store: LedgerStore, size: int | None, what: str) -> tuple[int, int]:
         current = store.size()
@@ -566,8 +569,7 @@ class Ledger:
 
     def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
         """Proof that leaf ``index`` is in the tree of ``size`` leaves (default: current)."""
-        store = self._reader()
-        with store.transaction(write=False):
+        with self._reading() as store, store.transaction(write=False):
             size, current = self._check_size(store, size, "tree size")
             if not 0 <= index < size:
                 raise RangeError(f"leaf index {index} is beyond the tree (size {size})")
@@ -578,8 +580,7 @@ class Ledger:
 
     def consistency_proof(self, old: int, new: int | None = None) -> ConsistencyProof:
         """Proof that the tree of ``old`` leaves is a prefix of the tree of ``new``."""
-        store = self._reader()
-        with store.transaction(write=False):
+        with self._reading() as store, store.transaction(write=False):
             new, current = self._check_size(store, new, "new size")
             if not 1 <= old <= new:
                 raise RangeError(f"old size {old} must be between 1 and the new size {new}")
@@ -589,7 +590,8 @@ class Ledger:
         return ConsistencyProof(old, new, old_root, new_root, tuple(proof))
 
     def get(self, seq: int) -> LedgerRow:
-        row = self._reader().get(seq)
+        with self._reading() as store:
+            row = store.get(seq)
         if row is None:
             raise RangeError(f"leaf index {seq} is beyond the tree (size {self.size()})")
         return row
@@ -607,8 +609,9 @@ class Ledger:
         since = normalise_since(since_ts)
         after = start_seq - 1
         while True:
-            page = self._reader().scan_page(kinds=kind_list, since_ts=since, after=after,
-                                            stop=stop_seq, limit=SCAN_PAGE)
+            with self._reading() as store:
+                page = store.scan_page(kinds=kind_list, since_ts=since, after=after,
+                                       stop=stop_seq, limit=SCAN_PAGE)
             yield from page
             if len(page) < SCAN_PAGE:
                 return
@@ -616,12 +619,14 @@ class Ledger:
 
     def latest_checkpoint(self) -> str | None:
         """The newest stored signed checkpoint note, or None before the first one."""
-        rows = self._reader().checkpoint_rows(latest_only=True)
+        with self._reading() as store:
+            rows = store.checkpoint_rows(latest_only=True)
         return rows[0][2] if rows else None
 
     def checkpoints(self) -> list[StoredCheckpoint]:
-        return [StoredCheckpoint(size, root, note)
-                for size, root, note in self._reader().checkpoint_rows()]
+        with self._reading() as store:
+            rows = store.checkpoint_rows()
+        return [StoredCheckpoint(size, root, note) for size, root, note in rows]
 
 
 def _check_text_columns(entry: PreparedEntry) -> None:

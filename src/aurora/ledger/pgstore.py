@@ -16,7 +16,14 @@ from typing import Any
 
 import psycopg
 
-from aurora.db.postgres import DatabaseError, DatabaseUnavailableError, connect, redact
+from aurora.db.postgres import (
+    CONNECT_TIMEOUT_S,
+    DatabaseError,
+    DatabaseUnavailableError,
+    connect,
+    pool,
+    redact,
+)
 from aurora.db.postgres import errors as db_errors
 from aurora.db.schema import Schema
 from aurora.ledger import merkle
@@ -129,10 +136,12 @@ class PgStore:
     gone every call raises ``LedgerUnavailableError``.
     """
 
-    def __init__(self, url: str, *, readonly: bool) -> None:
+    def __init__(self, url: str, *, readonly: bool,
+                 borrowed: psycopg.Connection[tuple[Any, ...]] | None = None) -> None:
         self.url = url
         self.readonly = readonly
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = borrowed
+        self._borrowed = borrowed is not None  # a pool's: never re-opened or closed here
         self._cursors = 0
         self.conn  # noqa: B018 - connect now: a bad URL or a server that is down fails open
 
@@ -143,6 +152,8 @@ class PgStore:
     @property
     def conn(self) -> psycopg.Connection[tuple[Any, ...]]:
         conn = self._conn
+        if self._borrowed and conn is not None:
+            return conn  # a broken one raises on use; the pool checks it when given back
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -156,7 +167,7 @@ class PgStore:
         return conn
 
     def close(self) -> None:
-        if self._conn is not None:
+        if self._conn is not None and not self._borrowed:
             with contextlib.suppress(Exception):
                 self._conn.close()
             self._conn = None
@@ -462,3 +473,33 @@ class _Guarded:
     def fetchone(self) -> Any:
         with self.store.errors():
             return self.cursor.fetchone()
+
+
+READ_POOL_SIZE = 4  # server connections for one process's ledger reads (see RUNBOOK sizing)
+READ_POOL_TIMEOUT_S = CONNECT_TIMEOUT_S  # waiting longer is "unavailable" (the bridge's 503)
+
+
+class PgReaders:
+    """A bounded pool of read-only connections shared by a process's reading threads."""
+
+    def __init__(self, url: str, *, size: int = READ_POOL_SIZE) -> None:
+        self.url = url
+        # One direct connection first: a wrong URL, password or a server that is down
+        # fails here with its own message, not as a pool timeout seconds later.
+        PgStore(url, readonly=True).close()
+        with db_errors(url):
+            self._pool = pool(url, min_size=1, max_size=size, timeout=READ_POOL_TIMEOUT_S,
+                              readonly=True)
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[PgStore]:
+        try:
+            with db_errors(self.url), self._pool.connection() as conn:
+                yield PgStore(self.url, readonly=True, borrowed=conn)
+        except DatabaseUnavailableError as exc:
+            raise LedgerUnavailableError(str(exc)) from None
+        except DatabaseError as exc:
+            raise LedgerDatabaseError(str(exc)) from None
+
+    def close(self) -> None:
+        self._pool.close()

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -439,3 +440,29 @@ class SqliteStore:
         with self.errors():
             self.conn.execute("INSERT OR IGNORE INTO checkpoints (tree_size, root_hash, ts, note)"
                               " VALUES (?, ?, ?, ?)", (size, root, ts, note))
+
+
+class SqliteReaders:
+    """One read-only connection per reading thread, opened on its first read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._stores: list[SqliteStore] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def borrow(self) -> Iterator[SqliteStore]:
+        store: SqliteStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = SqliteStore(self.path, readonly=True)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        yield store
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores:
+                store.close()
+            self._stores.clear()

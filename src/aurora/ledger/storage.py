@@ -164,6 +164,27 @@ def checkpoint_path(home: Home, db: str | os.PathLike[str] | None) -> Path:
     return home.data_dir / f"checkpoint-{digest}"
 
 
+class ReadStores(Protocol):
+    """Where a ledger's reading threads get a read-only store, one read at a time."""
+
+    def borrow(self) -> contextlib.AbstractContextManager[LedgerStore]:
+        """A store for one read (a snapshot transaction, a page); given back after."""
+    def close(self) -> None: ...
+
+
+def open_readers(location: Location) -> ReadStores:
+    """SQLite: a file connection per thread (cheap, and WAL readers never block);
+    PostgreSQL: a small bounded pool, so a replica's many request threads hold a few
+    server connections between them, not one each."""
+    if isinstance(location, Path):
+        from aurora.ledger.sqlitestore import SqliteReaders
+
+        return SqliteReaders(location)
+    from aurora.ledger.pgstore import PgReaders
+
+    return PgReaders(location)
+
+
 def open_store(location: Location, *, readonly: bool) -> LedgerStore:
     if isinstance(location, Path):
         from aurora.ledger.sqlitestore import SqliteStore
