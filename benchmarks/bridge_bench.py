@@ -32,13 +32,14 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -164,7 +165,7 @@ def postgres(wanted: bool, tmp: Path) -> Iterator[str]:
         yield ""
         return
     from aurora.db import cluster, schema
-    from support import free_port
+    from aurora.ports import free_port
 
     root = Path(tempfile.mkdtemp(prefix="aurora-bench-pg-"))  # searchable by postgres
     root.chmod(0o755)
@@ -180,8 +181,6 @@ def postgres(wanted: bool, tmp: Path) -> Iterator[str]:
 
 async def _overhead(home: Home, rate: float, seconds: float,
                     warmup: float = 5.0) -> tuple[list[float], int]:
-    import random
-
     import aiohttp
 
     stack = load_stack(home)
@@ -203,20 +202,34 @@ async def _overhead(home: Home, rate: float, seconds: float,
             overheads.append(elapsed - sum(float(a["ms"]) for a in attempts))
 
     async with aiohttp.ClientSession() as session:
-        tasks = []
-        start = time.perf_counter()
-        at = 0.0
-        for body in bodies:
-            at += rng.expovariate(rate)
-            if at > seconds + warmup:
-                break
-            delay = start + at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            # the first seconds open the keep-alive connections on both hops: not measured
-            tasks.append(asyncio.create_task(one(session, body, measured=at > warmup)))
-        await asyncio.gather(*tasks)
+        await open_loop(bodies, rate, seconds, warmup, rng,
+                        lambda body, measured: one(session, body, measured))
     return overheads, failovers
+
+
+async def open_loop(bodies: list[str], rate: float, seconds: float, warmup: float,
+                    rng: random.Random,
+                    send: Callable[[str, bool], Coroutine[object, object, None]]) -> None:
+    """Poisson arrivals at ``rate``/s for ``warmup + seconds``, each ``send(body, measured)``
+    as its own task (an open loop: a slow answer does not delay the next order). The
+    first ``warmup`` seconds open the keep-alive connections: not measured."""
+    tasks = []
+    start = time.perf_counter()
+    at = 0.0
+    for body in bodies:
+        at += rng.expovariate(rate)
+        if at > seconds + warmup:
+            break
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(body, at > warmup)))
+    await asyncio.gather(*tasks)
+
+
+def quantile(ordered: list[float], p: float) -> float:
+    """The ``p`` quantile of sorted ``ordered`` (nearest rank), in ms to 3 places."""
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
 
 
 def overhead(args: argparse.Namespace) -> None:
@@ -228,11 +241,10 @@ def overhead(args: argparse.Namespace) -> None:
             values = sorted(measured)
         finally:
             down(home)
-    def q(p: float) -> float:
-        return round(values[min(len(values) - 1, int(p * len(values)))], 3)
     print(json.dumps({"rate": args.rate, "seconds": args.seconds, "filled": len(values),
                       "failovers": failovers,
-                      "overhead_p50_ms": q(0.5), "overhead_p99_ms": q(0.99),
+                      "overhead_p50_ms": quantile(values, 0.5),
+                      "overhead_p99_ms": quantile(values, 0.99),
                       "overhead_max_ms": round(values[-1], 3)}))
 
 

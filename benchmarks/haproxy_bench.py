@@ -28,7 +28,7 @@ sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
-from bridge_bench import bench_home, signed_orders  # noqa: E402
+from bridge_bench import bench_home, open_loop, quantile, signed_orders  # noqa: E402
 
 from aurora.canary.haproxy import (  # noqa: E402
     RuntimeApi,
@@ -39,8 +39,8 @@ from aurora.canary.haproxy import (  # noqa: E402
     write_config,
 )
 from aurora.config import load_stack  # noqa: E402
+from aurora.ports import free_port  # noqa: E402
 from aurora.stack import UpOptions, down, up  # noqa: E402
-from support import free_port  # noqa: E402
 
 
 async def _run(direct: str, proxied: str, bodies: list[str], rate: float, seconds: float,
@@ -65,27 +65,11 @@ async def _run(direct: str, proxied: str, bodies: list[str], rate: float, second
             latencies[path].append(elapsed)
 
     async with aiohttp.ClientSession() as session:
-        tasks = []
-        start = time.perf_counter()
-        at = 0.0
-        for body in bodies:
-            at += rng.expovariate(rate)
-            if at > seconds + warmup:
-                break
-            delay = start + at - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            path = "haproxy" if rng.random() < 0.5 else "direct"
-            tasks.append(asyncio.create_task(one(session, path, body, measured=at > warmup)))
-        await asyncio.gather(*tasks)
+        await open_loop(bodies, rate, seconds, warmup, rng, lambda body, measured: one(
+            session, "haproxy" if rng.random() < 0.5 else "direct", body, measured))
     if failures:
         raise SystemExit(f"{failures} orders were not answered 200")
     return latencies
-
-
-def _q(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 3)
 
 
 def main() -> None:
@@ -125,8 +109,9 @@ def main() -> None:
             down(home)
     result = {"rate": args.rate, "seconds": args.seconds, "served_by_haproxy": served}
     for name, values in lat.items():
-        result[name] = {"orders": len(values), "p50_ms": _q(values, 0.5),
-                        "p90_ms": _q(values, 0.9), "p99_ms": _q(values, 0.99),
+        ordered = sorted(values)
+        result[name] = {"orders": len(values), "p50_ms": quantile(ordered, 0.5),
+                        "p90_ms": quantile(ordered, 0.9), "p99_ms": quantile(ordered, 0.99),
                         "max_ms": round(max(values), 3)}
     result["overhead_p50_ms"] = round(result["haproxy"]["p50_ms"]  # type: ignore[index]
                                       - result["direct"]["p50_ms"], 3)  # type: ignore[index]

@@ -35,6 +35,7 @@ from aurora.db import cluster, schema  # noqa: E402
 from aurora.db.postgres import connect  # noqa: E402
 from aurora.home import Home  # noqa: E402
 from aurora.ledger import Ledger  # noqa: E402
+from aurora.ports import free_port  # noqa: E402
 
 WRITER = """
 import sys, time
@@ -49,14 +50,6 @@ with Ledger.open() as ledger:
     rate, count = run_for(seconds, 8, 64, ledger)
 print(count, flush=True)
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def bench_processes(home: Home, processes: int, seconds: float) -> dict[str, object]:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+
+from aurora.ports import free_port, free_port_run  # noqa: F401  (for the tests)
 
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = Path(os.environ.get("AURORA_TESTDATA", REPO / "tests" / "testdata"))
@@ -48,29 +49,6 @@ def tools_check(item: pytest.Item) -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free ports (replicas' metrics ports)."""
-    for _ in range(100):
-        base = free_port()
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 def make_home(root: Path, **stack_overrides: object) -> Path:

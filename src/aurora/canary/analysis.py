@@ -56,7 +56,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 DEFAULT_ALPHA = 0.05  # false-fail rate of a whole rollout step (all comparisons together)
 DEFAULT_BETA = 0.10  # false-pass rate of a canary worse by the stated effect (per comparison)
@@ -441,6 +441,21 @@ def size(comparison: Comparison, *, rate_per_min: float, weight: float,
         pairs_per_hour(rate_per_min, weight),
         sum(d is Decision.FAIL for d, _ in good) / runs,
     )
+
+
+def step_sizes(rate_per_min: float, weight_pct: int,
+               thresholds: Thresholds) -> list[SampleSize]:
+    """Every comparison's sample size for a step at ``weight_pct`` percent."""
+    return [size(c, rate_per_min=rate_per_min, weight=weight_pct / 100.0, thresholds=thresholds)
+            for c in COMPARISONS]
+
+
+def sizes_record(sized: Sequence[SampleSize], rate_per_min: float,
+                 weight_pct: int) -> list[dict[str, Any]]:
+    """The sample sizes as the rollout's ``begin`` ledger entry records them."""
+    return [{"comparison": s.key, "pairs_to_fail": s.pairs_to_fail,
+             "pairs_to_pass": s.pairs_to_pass, "hours_to_pass": s.hours(s.pairs_to_pass),
+             "rate_per_min": rate_per_min, "weight": weight_pct} for s in sized]
 
 
 def _quantile_of_stops(results: Sequence[tuple[Decision, int]], wanted: Decision,

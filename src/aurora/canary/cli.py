@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 app = typer.Typer(no_args_is_help=True)
 
+# the error rates of the sequential tests, the same for planning and replaying a rollout
+ALPHA = typer.Option(0.05, parser=finite(0, 1), help="False-fail rate of a step, all comparisons.")
+BETA = typer.Option(0.10, parser=finite(0, 1),
+                    help="False-pass rate of a canary worse by the effect.")
+
 
 def _hours(h: float | None) -> str:
     if h is None or math.isinf(h):
@@ -38,10 +43,8 @@ def plan_command(
                                help="Orders per minute (default: the rate at which the "
                                "tenants' daily budgets last the day, config/workloads.json)."),
     steps: str = typer.Option("10,50,100", help="Canary weights in percent, ending at 100."),
-    alpha: float = typer.Option(0.05, parser=finite(0, 1),
-                               help="False-fail rate of a step, all comparisons."),
-    beta: float = typer.Option(0.10, parser=finite(0, 1),
-                               help="False-pass rate of a canary worse by the effect."),
+    alpha: float = ALPHA,
+    beta: float = BETA,
     power: float = typer.Option(0.80, parser=finite(0, 1),
                                help="Chance of a verdict by the printed time."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
@@ -122,10 +125,8 @@ def replay_command(
     baseline: str = typer.Option("1h", parser=DURATION,
                                  help="The span before --since whose stable latency fixes "
                                  "the RTT and policy thresholds."),
-    alpha: float = typer.Option(0.05, parser=finite(0, 1),
-                               help="False-fail rate of a step, all comparisons."),
-    beta: float = typer.Option(0.10, parser=finite(0, 1),
-                               help="False-pass rate of a canary worse by the effect."),
+    alpha: float = ALPHA,
+    beta: float = BETA,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """The rollout's analysis on past ledger data, moving no traffic.
@@ -220,7 +221,7 @@ def start_command(
 
     from rich.console import Console
 
-    from aurora.canary.analysis import COMPARISONS, Thresholds, size
+    from aurora.canary.analysis import Thresholds, sizes_record, step_sizes
     from aurora.canary.candidate import resolve
     from aurora.canary.display import measurement_table
     from aurora.canary.plan import Plan, parse_steps
@@ -258,16 +259,12 @@ def start_command(
     thresholds = Thresholds.of()
     console = Console(stderr=True)
     with console.status("sizing the sequential tests…"):
-        sized = [size(c, rate_per_min=rate_per_min, weight=plan.steps[0] / 100.0,
-                      thresholds=thresholds) for c in COMPARISONS]
-    sizes = [{"comparison": c.key, "pairs_to_fail": s.pairs_to_fail,
-              "pairs_to_pass": s.pairs_to_pass, "hours_to_pass": s.hours(s.pairs_to_pass),
-              "rate_per_min": rate_per_min, "weight": plan.steps[0]}
-             for c, s in zip(COMPARISONS, sized, strict=True)]
+        sized = step_sizes(rate_per_min, plan.steps[0], thresholds)
+    sizes = sizes_record(sized, rate_per_min, plan.steps[0])
     out = Console()
-    for c, s in zip(COMPARISONS, sized, strict=True):
-        out.print(f"{c.key}: {s.pairs_to_pass or '-'} pairs to pass, {s.pairs_to_fail or '-'} "
-                  f"to fail a canary worse by {c.effect:g}; at {rate_per_min:.2f} orders/min "
+    for s in sized:
+        out.print(f"{s.key}: {s.pairs_to_pass or '-'} pairs to pass, {s.pairs_to_fail or '-'} "
+                  f"to fail a canary worse by {s.effect:g}; at {rate_per_min:.2f} orders/min "
                   f"and {plan.steps[0]} %: {_hours(s.hours(s.pairs_to_pass))} to pass, "
                   f"{_hours(s.hours(s.pairs_to_fail))} to fail")
     treaty_id = load_treaty(home).treaty_id

@@ -185,31 +185,20 @@ def _set_database(home: Home, url: str) -> None:
     path.write_text(json.dumps(stack, indent=2) + "\n")
 
 
-def _sizes(rate_per_min: float, weight: int) -> list[dict[str, Any]]:
-    from aurora.canary.analysis import COMPARISONS, Thresholds, size
-
-    out = []
-    for c in COMPARISONS:
-        s = size(c, rate_per_min=rate_per_min, weight=weight / 100.0, thresholds=Thresholds.of())
-        out.append({"comparison": c.key, "pairs_to_fail": s.pairs_to_fail,
-                    "pairs_to_pass": s.pairs_to_pass, "hours_to_pass": s.hours(s.pairs_to_pass),
-                    "rate_per_min": rate_per_min, "weight": weight})
-    return out
-
-
 def rehearse_scenario(scenario: str, root: Path, options: RehearsalOptions,
                       on_step: Callable[[str], None] = lambda _: None) -> ScenarioResult:
     """One scenario in its own home under ``root`` and its own PostgreSQL cluster."""
-    from aurora.canary.analysis import Thresholds
+    from aurora.canary.analysis import Thresholds, sizes_record, step_sizes
     from aurora.canary.candidate import resolve
     from aurora.canary.live import CONTROLLER, launch
     from aurora.canary.plan import Plan
     from aurora.canary.rollout import load, write_report
     from aurora.db import cluster, schema
     from aurora.ledger.ledger import Ledger
+    from aurora.ports import free_port
     from aurora.procs import running
     from aurora.provision import init_home
-    from aurora.soak.isolate import free_port, isolated_home
+    from aurora.soak.isolate import isolated_home
     from aurora.stack import UpOptions, down, up
     from aurora.treaty import load_treaty
 
@@ -250,10 +239,13 @@ def rehearse_scenario(scenario: str, root: Path, options: RehearsalOptions,
         plan = Plan(steps=(10, 50, 100), hold_s=options.hold_s,
                     decide_within_s=max(options.hold_s, options.timeout_s / 2),
                     inconclusive_for_s=60.0)
+        per_min = options.rate * 60
+        sizes = sizes_record(step_sizes(per_min, plan.steps[0], Thresholds.of()), per_min,
+                             plan.steps[0])
         rollout = launch(home, candidate, plan=plan,
                          gate={"forced": True, "reason": "rehearsal: an isolated home has "
                                "no soak, so no Day-7 gate"},
-                         sizes=_sizes(options.rate * 60, plan.steps[0]),
+                         sizes=sizes,
                          thresholds=Thresholds.of(), baseline_s=options.warmup_s,
                          interval_s=options.interval_s, linger_s=2.0,
                          treaty_id=load_treaty(home).treaty_id,

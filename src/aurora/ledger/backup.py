@@ -324,7 +324,16 @@ def restore(home: Home, file: Path, *, db: str | os.PathLike[str] | None = None
                 os.fsync(fh.fileno())
             os.replace(raw, target)
             fsync_dir(target.parent)
-    audit(target, [load_verifier(home)], origin=origin(home))
+    return finish_restore(home, target, db=db, file=file, sha=sha, report=report, moved=moved,
+                          stamp=stamp)
+
+
+def finish_restore(home: Home, location: Location, *, db: str | os.PathLike[str] | None,
+                   file: Path, sha: str, report: AuditReport, moved: list[str],
+                   stamp: str | None = None) -> RestoreInfo:
+    """After the swap (either store): audit what is now the ledger, set the old checkpoint
+    file aside for the restored one, and record the restore in the ledger itself."""
+    audit(location, [load_verifier(home)], origin=origin(home))
     note_file = checkpoint_path(home, db)
     aside = move_aside(note_file, "before-restore", stamp)
     if aside is not None:

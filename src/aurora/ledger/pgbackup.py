@@ -46,10 +46,9 @@ from aurora.ledger.files import (
     move_aside,
     now_rfc3339,
     origin,
-    write_checkpoint_file,
 )
 from aurora.ledger.note import Checkpoint, Signer, sign_checkpoint
-from aurora.ledger.storage import checkpoint_path, describe, open_store
+from aurora.ledger.storage import describe, open_store
 from aurora.wire import utc_now
 
 if TYPE_CHECKING:
@@ -209,8 +208,7 @@ def backup(home: Home, url: str, *, db: str | os.PathLike[str] | None,
 
 def restore(home: Home, file: Path, url: str, sha: str, *,
             db: str | os.PathLike[str] | None) -> RestoreInfo:
-    from aurora.ledger.backup import RestoreInfo
-    from aurora.ledger.ledger import Ledger
+    from aurora.ledger.backup import finish_restore
 
     if not file.name.endswith(SUFFIX):
         raise BackupError(f"{file} is not a PostgreSQL ledger backup (*{SUFFIX}); a SQLite "
@@ -222,22 +220,4 @@ def restore(home: Home, file: Path, url: str, sha: str, *,
     except LedgerError as exc:
         raise BackupError(f"refusing to restore {file}: {exc}") from None
     load_dump(file, url)
-    audit(url, [load_verifier(home)], origin=origin(home))
-    moved: list[str] = []
-    note_file = checkpoint_path(home, db)
-    aside = move_aside(note_file, "before-restore")
-    if aside is not None:
-        moved.append(str(aside))
-    with Ledger.open(home, db=db, readonly=True) as restored:
-        latest = restored.latest_checkpoint()
-    if latest is not None:
-        write_checkpoint_file(note_file, latest, report.latest_signed_size or 0)
-    warnings = list(report.warnings)
-    try:
-        with Ledger.open(home, db=db) as ledger:
-            ledger.append(Entry(kind="restore", data={
-                "file": file.name, "sha256": sha, "tree_size": report.tree_size,
-                "root_hash": report.root.hex(), "moved_aside": moved}))
-    except AuroraError as exc:
-        warnings.append(f"restored, but the restore entry was not appended: {exc}")
-    return RestoreInfo(file.name, sha, report.tree_size, report.root.hex(), moved, warnings)
+    return finish_restore(home, url, db=db, file=file, sha=sha, report=report, moved=[])

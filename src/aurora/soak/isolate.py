@@ -11,39 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 
 from aurora.home import Home
+from aurora.ports import free_port, free_port_run
 
 PORTS = ("bridge_port", "metrics_port", "providers_port", "prometheus_port",
          "alertmanager_port", "incidents_port", "split_stable_port", "split_canary_port",
          "canary_metrics_port")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_run(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports (a replica group's metrics)."""
-    for _ in range(100):
-        base = free_port()
-        socks = []
-        try:
-            for port in range(base, base + count):
-                sock = socket.socket()
-                socks.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-    raise OSError(f"no {count} consecutive free ports")
 
 
 def isolated_home(root: Path, source: Home | None = None) -> Home:
