@@ -24,6 +24,7 @@ import httpx
 from aurora.durable import atomic_write
 from aurora.errors import AuroraError, UnreachableError
 from aurora.home import Home
+from aurora.terminal import shown
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,20 @@ def wait_http(url: str, *, timeout: float = 20.0,
                 last = type(exc).__name__
             if pid_check is not None and running(*pid_check) is None:
                 home, name = pid_check
-                raise UnreachableError(f"{name} exited during start-up; see {home.log_file(name)}")
+                log = home.log_file(name)
+                raise UnreachableError(f"{name} exited during start-up ({last_line(log)}); "
+                                       f"see {log}")
             time.sleep(0.1)
     raise UnreachableError(f"{url} did not come up within {timeout:.0f}s ({last})")
+
+
+def last_line(log: Path, *, limit: int = 300) -> str:
+    """The log's last non-empty line (what a service said as it died), shortened."""
+    try:
+        with open(log, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            lines = [line.strip() for line in fh.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return "no log"
+    said = shown(next((line for line in reversed(lines) if line), "empty log"))
+    return said if len(said) <= limit else said[:limit] + "…"
