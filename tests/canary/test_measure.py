@@ -19,7 +19,7 @@ from aurora.canary.evidence import (
     verdict_entry,
 )
 from aurora.canary.gates import measure_gates, queries
-from aurora.canary.measure import Window, baseline, measure
+from aurora.canary.measure import Window, baseline, measure, measure_step
 from aurora.canary.plan import Phase, Plan, advance, bucket_of, check_split, start
 from aurora.cli import app
 from aurora.command import run_app
@@ -84,6 +84,42 @@ def test_a_slower_canary_fails_rtt_against_stables_earlier_p95_and_the_query_say
     same = measure(before + good, window=window, weight=10, step=0, at=window.end,
                    thresholds=Thresholds.of(), base=base)
     assert all(v.decision is not Decision.FAIL for v in same.verdicts)
+
+
+def test_the_settling_time_after_a_weight_change_is_not_judged() -> None:
+    """A canary slow only while its connections open (the step's first minutes) is no
+    worse once they settle; judged from the step's first order, it would be aborted."""
+    before = [r for m in range(0, 10) for r in _rows(m, slow_canary=False)]
+    settling = [r for m in range(10, 20) for r in _rows(m, slow_canary=True)]
+    settled = [r for m in range(20, 50) for r in _rows(m, slow_canary=False)]
+    rows = before + settling + settled
+
+    def rtt(judged_from: str) -> Decision:
+        _, result = measure_step(rows, step_start="2026-12-01T10:10:00.000000Z",
+                                 judged_from=judged_from, end="2026-12-01T11:00:00.000000Z",
+                                 weight=10, stable_from=0, step=0, thresholds=Thresholds.of())
+        return next(v for v in result.verdicts if v.key == "rtt_p95").decision
+
+    assert rtt("2026-12-01T10:10:00.000000Z") is Decision.FAIL
+    assert rtt("2026-12-01T10:20:00.000000Z") is not Decision.FAIL
+    # the thresholds come from before the step either way: the settling rows never set them
+    base, _ = measure_step(rows, step_start="2026-12-01T10:10:00.000000Z",
+                           judged_from="2026-12-01T10:20:00.000000Z",
+                           end="2026-12-01T11:00:00.000000Z", weight=10, stable_from=0,
+                           step=0, thresholds=Thresholds.of())
+    assert base == baseline(before, stable_from=0)
+
+
+def test_a_plan_recorded_without_settle_time_is_replayed_without_one() -> None:
+    from aurora.canary.evidence import plan_from, plan_json
+
+    assert Plan().settle_s == 60.0
+    recorded = plan_json(Plan(settle_s=5.0))
+    assert plan_from(recorded).settle_s == 5.0
+    del recorded["settle_s"]
+    assert plan_from(recorded).settle_s == 0.0
+    with pytest.raises(ValueError, match="negative"):
+        Plan(settle_s=-1)
 
 
 def test_without_rows_before_the_step_latency_is_an_error_never_a_pass() -> None:

@@ -92,7 +92,8 @@ def test_a_dry_run_aborts_a_bad_slice_and_status_and_report_tell_why_from_the_le
     run = subprocess.Popen(
         [sys.executable, "-m", "aurora", "canary", "start", "--candidate",
          str(tmp_path / "cand"),
-         "--dry-run", "--force", "--reason", "test: no soak", "--hold", "0s", "--steps",
+         "--dry-run", "--force", "--reason", "test: no soak", "--hold", "0s", "--settle", "0s",
+         "--steps",
          "10,100", "--interval", "2s", "--for", "60s", "--rate", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

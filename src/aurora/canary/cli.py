@@ -188,6 +188,9 @@ def start_command(
                                   help="The release to roll out: a git ref or a directory."),
     steps: str = typer.Option("10,50,100", help="Canary weights in percent, ending at 100."),
     hold: str = typer.Option("30m", parser=DURATION, help="The least time per step."),
+    settle: str = typer.Option("60s", parser=DURATION,
+                               help="After each weight change, this long is not judged "
+                               "(the hard gates still are): the groups' connections settle."),
     decide_within: str = typer.Option("72h", parser=DURATION,
                                       help="A step undecided this long is inconclusive."),
     baseline: str = typer.Option("1h", parser=DURATION,
@@ -245,6 +248,7 @@ def start_command(
     home = Home.discover()
     try:
         plan = Plan(steps=parse_steps(steps), hold_s=parse_duration(hold),
+                    settle_s=parse_duration(settle),
                     decide_within_s=parse_duration(decide_within))
     except ValueError as exc:
         raise AuroraError(str(exc), exit_code=2) from None

@@ -36,7 +36,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
 
 
 def plan_from(data: Mapping[str, Any]) -> Plan:
-    return Plan(**{**data, "steps": tuple(data["steps"])})
+    # a plan recorded before settle_s existed judged from the step's first order
+    return Plan(**{"settle_s": 0.0, **data, "steps": tuple(data["steps"])})
 
 
 def state_json(state: State) -> dict[str, Any]:

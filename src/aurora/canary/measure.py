@@ -78,6 +78,16 @@ class StepMeasure:
     measurements: tuple[Measurement, ...]
 
 
+def measure_step(rows: Sequence[Row], *, step_start: str, judged_from: str, end: str,
+                 weight: int, stable_from: int, step: int,
+                 thresholds: Thresholds) -> tuple[dict[str, float | None], StepMeasure]:
+    """A step's comparisons: the rows before ``step_start`` fix the latency thresholds,
+    those in ``[judged_from, end)`` are judged; the settling time between is neither."""
+    base = baseline([r for r in rows if r.ts < step_start], stable_from=stable_from)
+    return base, measure(rows, window=Window(judged_from, end), weight=weight, step=step,
+                         at=end, thresholds=thresholds, base=base)
+
+
 def measure(rows: Sequence[Row], *, window: Window, weight: int, step: int, at: str,
             thresholds: Thresholds, base: dict[str, float | None],
             comparisons: Sequence[Comparison] = COMPARISONS) -> StepMeasure:

@@ -39,13 +39,17 @@ class Plan:
     inconclusive_for_s: float = 6 * 3600.0
     split_tolerance: float = 0.05  # |measured share - weight| allowed (absolute)
     split_alpha: float = 0.001  # a drift must also be significant (exact binomial test)
+    # The first seconds after a weight change are not judged (the hard gates still are):
+    # the group that just got more traffic opens its connections then, and those orders
+    # would count against a candidate that is no worse.
+    settle_s: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.steps or list(self.steps) != sorted(set(self.steps)):
             raise ValueError("steps must be strictly increasing")
         if self.steps[0] <= 0 or self.steps[-1] != 100:
             raise ValueError("steps must be between 1 and 100 and end at 100")
-        if min(self.hold_s, self.decide_within_s, self.inconclusive_for_s) < 0:
+        if min(self.hold_s, self.decide_within_s, self.inconclusive_for_s, self.settle_s) < 0:
             raise ValueError("durations cannot be negative")
         if self.decide_within_s < self.hold_s:
             raise ValueError("decide_within must be at least the hold time")

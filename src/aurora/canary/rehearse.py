@@ -162,6 +162,7 @@ class RehearsalOptions:
     rate: float = 25.0  # orders per second from the rehearsal tenants
     warmup_s: float = 30.0  # traffic before the start: the latency baseline
     hold_s: float = 15.0
+    settle_s: float = 5.0  # the compressed clock's "first minute" after a weight change
     interval_s: float = 2.0
     timeout_s: float = 600.0
     replicas: int = 2
@@ -238,7 +239,7 @@ def rehearse_scenario(scenario: str, root: Path, options: RehearsalOptions,
         candidate = resolve(home, str(candidate_dir(home, scenario, root / scenario)))
         plan = Plan(steps=(10, 50, 100), hold_s=options.hold_s,
                     decide_within_s=max(options.hold_s, options.timeout_s / 2),
-                    inconclusive_for_s=60.0)
+                    inconclusive_for_s=60.0, settle_s=options.settle_s)
         per_min = options.rate * 60
         sizes = sizes_record(step_sizes(per_min, plan.steps[0], Thresholds.of()), per_min,
                              plan.steps[0])

@@ -120,7 +120,7 @@ def tick(ledger: Ledger, prom: QuerySource, rollout: Rollout, *, treaty_id: str,
     result = judge_window(ledger, prom, start=state.step_started_at, end=when,
                           weight=state.weight, stable_from=stable_from, step=state.step,
                           baseline_s=settings.baseline_s, track=settings.track,
-                          thresholds=settings.thresholds)
+                          thresholds=settings.thresholds, settle_s=plan.settle_s)
     split = check_split(served[0], served[1], state.weight, plan)
     from aurora.canary.plan import advance
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aurora.canary.analysis import StepJudgement, Thresholds, Verdict, judge
 from aurora.canary.gates import measure_gates
-from aurora.canary.measure import Window, baseline, measure
+from aurora.canary.measure import Window, measure_step
 from aurora.canary.observe import KINDS
 from aurora.canary.plan import Measurement
 from aurora.ledger.ledger import Ledger
@@ -31,18 +31,18 @@ class StepResult:
 
 def judge_window(ledger: Ledger, prom: QuerySource, *, start: float, end: float,
                  weight: int, stable_from: int, step: int, baseline_s: float,
-                 track: str | None, thresholds: Thresholds) -> StepResult:
-    """Comparisons over ``[start, end)`` with latency thresholds from the ``baseline_s``
-    before ``start``; hard gates from Prometheus over the same span."""
-    window = Window(rfc3339_at(start), rfc3339_at(end))
+                 track: str | None, thresholds: Thresholds,
+                 settle_s: float = 0.0) -> StepResult:
+    """Comparisons over ``[start + settle_s, end)`` with latency thresholds from the
+    ``baseline_s`` before ``start``; hard gates from Prometheus over all of ``[start, end)``."""
+    window = Window(rfc3339_at(min(start + settle_s, end)), rfc3339_at(end))
     first = rfc3339_at(start - baseline_s)
     rows = [r for r in ledger.scan(kinds=KINDS, since_ts=first) if r.ts < window.end]
-    before = [r for r in rows if r.ts < window.start]
-    base = baseline(before, stable_from=stable_from)
-    compared = measure(rows, window=window, weight=weight, step=step, at=window.end,
-                       thresholds=thresholds, base=base)
+    base, compared = measure_step(rows, step_start=rfc3339_at(start), judged_from=window.start,
+                                  end=window.end, weight=weight, stable_from=stable_from,
+                                  step=step, thresholds=thresholds)
     gates, gate_measurements = measure_gates(prom, window_s=end - start, track=track,
                                              at=window.end, step=step, weight=weight)
-    return StepResult(window, base, len(rows) - len(before), compared.verdicts,
+    return StepResult(window, base, sum(window.holds(r.ts) for r in rows), compared.verdicts,
                       compared.measurements + gate_measurements,
                       judge(gates, compared.verdicts))
