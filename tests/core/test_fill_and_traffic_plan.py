@@ -91,3 +91,19 @@ def test_the_first_admitted_order_is_observed_at_once() -> None:
     metrics.record_fill(False)  # later orders wait for the periodic sample
     assert inf_bucket() == 1
     assert metrics.sample_fill_rate() == 0.5 and inf_bucket() == 2
+
+
+def test_a_stop_request_ends_traffic_between_far_apart_orders(tmp_path: Path) -> None:
+    """Ctrl-C on `aurora traffic` at a low rate: the run ends at once, not after the next
+    arrival (here minutes away); nothing is sent, and no server is needed for that."""
+    import asyncio
+    import time
+
+    from aurora.traffic.run import run_traffic
+    from support import make_home
+
+    home = Home(make_home(tmp_path / "home"))
+    asked = time.monotonic() + 0.3
+    stats = asyncio.run(asyncio.wait_for(run_traffic(
+        home, rate=0.001, seed=1, stop=lambda: time.monotonic() > asked), timeout=60))
+    assert stats.sent == 0 and stats.planned == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sys
+import threading
 
 import typer
 
@@ -59,12 +61,24 @@ def register(app: typer.Typer) -> None:
             if not as_json and sys.stdout.isatty():
                 print(f"\rsent {stats.sent}  {dict(stats.statuses)}", end="", flush=True)
 
+        # The first Ctrl-C stops sending and lets the orders in flight be answered (their
+        # answers are in the summary); a second one stops at once.
+        stopping = threading.Event()
+
+        def on_sigint(signum: int, frame: object) -> None:
+            if stopping.is_set():
+                raise KeyboardInterrupt
+            stopping.set()
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
         try:
             stats = asyncio.run(run_traffic(home, rate=chosen, duration=seconds, count=count,
                                             seed=seed, pace=pace, tenants=tenant or None,
-                                            on_progress=report))
-        except KeyboardInterrupt:  # Ctrl-C ends a long run: say what was sent, no traceback
+                                            on_progress=report, stop=stopping.is_set))
+        except KeyboardInterrupt:  # the second Ctrl-C: say what was sent, no traceback
             stats = seen[0] if seen else TrafficStats()
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if sys.stdout.isatty() and not as_json:
             print()
         print(json.dumps(stats.to_json(), indent=None if as_json else 2))

@@ -57,6 +57,19 @@ def _day(now: datetime) -> tuple[str, float]:
     return now.strftime("%Y-%m-%d"), (now - midnight).total_seconds() / 86400.0
 
 
+STOP_CHECK_S = 0.2  # how soon a stop request is noticed between two far-apart orders
+
+
+async def _wait_until(loop: asyncio.AbstractEventLoop, when: float,
+                      stop: Callable[[], bool] | None) -> bool:
+    """Sleep until loop time ``when``; False as soon as ``stop()`` says so."""
+    while (delay := when - loop.time()) > 0:
+        if stop is not None and stop():
+            return False
+        await asyncio.sleep(delay if stop is None else min(delay, STOP_CHECK_S))
+    return stop is None or not stop()
+
+
 async def run_traffic(
     home: Home,
     *,
@@ -128,9 +141,8 @@ async def run_traffic(
             if stop is not None and stop():
                 break
             stats.planned += 1
-            delay = start + planned.at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            if not await _wait_until(loop, start + planned.at, stop):
+                break
             now = datetime.now(UTC)
             day, fraction = _day(now)
             if not book.allows(plan.workload(planned.tenant_id), day, fraction,
