@@ -126,3 +126,21 @@ def test_many_reading_threads_share_a_few_server_connections(home: Path, ledger:
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND application_name = 'aurora' AND pid <> pg_backend_pid()").fetchone()
         assert row is not None and 1 <= row[0] <= READ_POOL_SIZE
+
+
+def test_a_tree_state_row_that_disagrees_with_the_log_stops_the_writer(
+        home: Path, ledger: Ledger, db: str) -> None:
+    """A write turn takes the log's size from the locked tree-state row; a row moved ahead
+    of the log (by hand: it may only grow) is refused, not trusted into a gap."""
+    from aurora.ledger import LedgerDatabaseError
+
+    fill(ledger, 3)
+    ledger.close()
+    with connect(db) as conn:
+        conn.execute("UPDATE ledger_tree SET size = size + 5")
+    with Ledger.open(home) as writer:
+        with pytest.raises(LedgerDatabaseError, match="ledger_tree says 8 entries, audit_log "
+                           "holds 3"):
+            writer.append(Entry(kind="note", data={"after": "forged size"}))
+    with connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (3,)

@@ -143,6 +143,11 @@ class PgStore:
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = borrowed
         self._borrowed = borrowed is not None  # a pool's: never re-opened or closed here
         self._cursors = 0
+        # During a write turn: the tree size read with the lock (then the size after this
+        # turn's inserts), and whether the turn grew the tree (its UPDATE goes with COMMIT).
+        self._turn_size: int | None = None
+        self._grown = False
+        self._tree_row_checked = False
         self.conn  # noqa: B018 - connect now: a bad URL or a server that is down fails open
 
     @property
@@ -222,16 +227,45 @@ class PgStore:
         """
         with self.errors():
             conn = self.conn
-            conn.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if not write:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            else:
+                # one round trip; the locked row is read at its latest committed version,
+                # so its size is the true end of the log (the write turn's hot path)
+                cursor = conn.execute("BEGIN; SELECT size FROM ledger_tree WHERE id = 1 "
+                                      "FOR UPDATE")
+                cursor.nextset()
+                locked = cursor.fetchone()
+                if locked is None:
+                    conn.execute("ROLLBACK")
+                    raise LedgerDatabaseError(f"{self.location}: ledger_tree has no row "
+                                              "(run `aurora db init`)")
+                self._turn_size, self._grown = int(locked[0]), False
             try:
-                if write:
-                    conn.execute("SELECT size FROM ledger_tree WHERE id = 1 FOR UPDATE")
+                if write and not self._tree_row_checked:
+                    self._check_tree_row()
                 yield
+                if self._grown:  # one round trip for the new size and the commit
+                    conn.execute(f"UPDATE ledger_tree SET size = {int(self.size())} "
+                                 "WHERE id = 1; COMMIT")
+                else:
+                    conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            finally:
+                self._turn_size, self._grown = None, False
+
+    def _check_tree_row(self) -> None:
+        """Once per connection: the tree-state row matches the log it counts."""
+        row = self._one("SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1")
+        rows = 0 if row is None else int(row[0]) + 1
+        if rows != self._turn_size:
+            raise LedgerDatabaseError(
+                f"{self.location}: ledger_tree says {self._turn_size} entries, audit_log holds "
+                f"{rows} (run `aurora ledger verify-audit`)")
+        self._tree_row_checked = True
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -246,6 +280,8 @@ class PgStore:
             return self.conn.execute(sql, args).fetchone()
 
     def size(self) -> int:
+        if self._turn_size is not None:
+            return self._turn_size
         row = self._one("SELECT seq FROM audit_log ORDER BY seq DESC LIMIT 1")
         return 0 if row is None else int(row[0]) + 1
 
@@ -439,7 +475,10 @@ class PgStore:
                         copy.write_row((index, value))
                 last = rows[-1][0]
                 assert isinstance(last, int)
-                cursor.execute("UPDATE ledger_tree SET size = %s WHERE id = 1", (last + 1,))
+                if self._turn_size is None:  # outside a write turn: now
+                    cursor.execute("UPDATE ledger_tree SET size = %s WHERE id = 1", (last + 1,))
+                else:  # with the turn's COMMIT
+                    self._turn_size, self._grown = last + 1, True
 
     def sync_tree_size(self) -> None:
         """Move the tree-state row to the rows a bulk load (a restored dump) wrote."""
