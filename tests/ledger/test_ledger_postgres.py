@@ -138,9 +138,8 @@ def test_a_tree_state_row_that_disagrees_with_the_log_stops_the_writer(
     ledger.close()
     with connect(db) as conn:
         conn.execute("UPDATE ledger_tree SET size = size + 5")
-    with Ledger.open(home) as writer:
-        with pytest.raises(LedgerDatabaseError, match="ledger_tree says 8 entries, audit_log "
-                           "holds 3"):
-            writer.append(Entry(kind="note", data={"after": "forged size"}))
+    with Ledger.open(home) as writer, pytest.raises(
+            LedgerDatabaseError, match="ledger_tree says 8 entries, audit_log holds 3"):
+        writer.append(Entry(kind="note", data={"after": "forged size"}))
     with connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (3,)
