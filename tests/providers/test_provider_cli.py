@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 
 from aurora.config import load_stack
 from aurora.home import Home
+from support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -120,10 +120,7 @@ def test_a_busy_port_is_one_error_line(network: str) -> None:
 
 
 def test_unreachable_network_is_exit_2(home: Path) -> None:
-    with socket.socket() as sock:  # a port nothing listens on once it is closed
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "AURORA_PROVIDERS_PORT": str(port)}
+    env = {**os.environ, "AURORA_PROVIDERS_PORT": str(free_port())}  # nothing listens there
     done = aurora("chaos", "list", env=env)
     assert done.returncode == 2
     assert "unreachable" in done.stderr and done.stderr.count("\n") == 1
