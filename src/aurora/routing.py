@@ -5,7 +5,7 @@ be active, under the tenant's latency and price ceilings, at or above its
 minimum provider reputation, have the capacity, and not be cut off by the
 circuit breaker. Survivors are scored by the tenant's weights over
 normalised price, latency, reputation and availability (capacity headroom
-times recent success), best first.
+times recent reliability), best first.
 """
 
 from __future__ import annotations
@@ -51,6 +51,34 @@ class Candidate:
     score: float
 
 
+# A provider's recent success share: an attempt's weight halves every SUCCESS_HALF_LIFE_S
+# seconds, over a prior of SUCCESS_PRIOR attempts that succeeded. Without the decay a
+# provider demoted by one transient error got no more attempts, so it never recovered.
+SUCCESS_HALF_LIFE_S = 60.0
+SUCCESS_PRIOR = 20.0
+# At or above this share a provider counts as fully available; below it, in proportion.
+# Errors at the rate of a healthy network (well under 5 %) then leave every replica's
+# score the same, so replicas route alike instead of each by its own accidents (the
+# capacity term keeps close providers near a tie, where any per-replica bias decides).
+HEALTHY_SHARE = 0.95
+
+
+@dataclass
+class _Tally:
+    """Time-decayed counts of one provider's attempts."""
+
+    ok: float = 0.0
+    total: float = 0.0
+    at: float = 0.0
+
+    def decayed(self, now: float) -> _Tally:
+        factor = 0.5 ** (max(0.0, now - self.at) / SUCCESS_HALF_LIFE_S)
+        return _Tally(self.ok * factor, self.total * factor, max(now, self.at))
+
+    def ratio(self) -> float:
+        return (self.ok + SUCCESS_PRIOR) / (self.total + SUCCESS_PRIOR)
+
+
 @dataclass
 class CircuitBreaker:
     """Stops sending to a provider after repeated failures, then lets one probe through.
@@ -65,7 +93,7 @@ class CircuitBreaker:
     _failures: dict[str, int] = field(default_factory=dict)
     _open_until: dict[str, float] = field(default_factory=dict)
     _probing: set[str] = field(default_factory=set)
-    _recent: dict[str, float] = field(default_factory=dict)
+    _tallies: dict[str, _Tally] = field(default_factory=dict)
 
     def allows(self, provider_id: str, now: float) -> bool:
         until = self._open_until.get(provider_id)
@@ -77,23 +105,33 @@ class CircuitBreaker:
         if provider_id in self._open_until and now >= self._open_until[provider_id]:
             self._probing.add(provider_id)
 
-    def success(self, provider_id: str) -> None:
+    def success(self, provider_id: str, now: float) -> None:
         self._failures.pop(provider_id, None)
         self._open_until.pop(provider_id, None)
         self._probing.discard(provider_id)
-        self._recent[provider_id] = 0.9 * self._recent.get(provider_id, 1.0) + 0.1
+        self._count(provider_id, now, ok=True)
 
     def failure(self, provider_id: str, now: float) -> None:
         count = self._failures.get(provider_id, 0) + 1
         self._failures[provider_id] = count
         self._probing.discard(provider_id)
-        self._recent[provider_id] = 0.9 * self._recent.get(provider_id, 1.0)
+        self._count(provider_id, now, ok=False)
         if count >= self.threshold:
             self._open_until[provider_id] = now + self.cooldown
 
-    def success_ratio(self, provider_id: str) -> float:
-        """Exponentially weighted share of recent attempts that succeeded (1.0 when unknown)."""
-        return self._recent.get(provider_id, 1.0)
+    def _count(self, provider_id: str, now: float, *, ok: bool) -> None:
+        tally = self._tallies.get(provider_id, _Tally(at=now)).decayed(now)
+        self._tallies[provider_id] = _Tally(tally.ok + ok, tally.total + 1.0, tally.at)
+
+    def success_ratio(self, provider_id: str, now: float) -> float:
+        """Share of recent attempts that succeeded (recent: see ``SUCCESS_HALF_LIFE_S``;
+        1.0 when nothing is known)."""
+        tally = self._tallies.get(provider_id)
+        return 1.0 if tally is None else tally.decayed(now).ratio()
+
+    def reliability(self, provider_id: str, now: float) -> float:
+        """The availability factor: 1.0 for a healthy share, falling in proportion below."""
+        return min(1.0, self.success_ratio(provider_id, now) / HEALTHY_SHARE)
 
     def open_circuits(self, now: float) -> list[str]:
         return sorted(p for p, until in self._open_until.items() if now < until)
@@ -150,7 +188,7 @@ def rank(
             + w.latency * fastest / offer.latency_ms
             + w.reputation * offer.reputation / 100.0
             + w.availability * (offer.capacity_gpu_hours / roomiest)
-            * breaker.success_ratio(offer.id)
+            * breaker.reliability(offer.id, now)
         ) / total_weight
         scored.append(Candidate(offer.id, gpu, round(score, 6)))
     scored.sort(key=lambda c: (-c.score, c.provider_id))

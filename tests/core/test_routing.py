@@ -64,7 +64,7 @@ def test_breaker_opens_after_repeated_failures_and_probes_after_cooldown() -> No
     assert breaker.allows("p", 12.5)  # half-open: one probe may go
     breaker.attempt("p", 12.5)
     assert not breaker.allows("p", 12.6)  # ... but only one at a time
-    breaker.success("p")
+    breaker.success("p", 12.6)
     assert breaker.allows("p", 12.7)
     assert breaker.open_circuits(12.7) == []
 
@@ -75,3 +75,58 @@ def test_open_circuit_removes_the_candidate() -> None:
     ranked = rank([offer("a"), offer("b")], region="eu-west-1", gpu_hours=1,
                   prefs=RoutingPrefs(), breaker=breaker, now=1.0)
     assert [c.provider_id for c in ranked] == ["b"]
+
+
+def test_one_transient_error_among_many_successes_barely_moves_the_ratio() -> None:
+    breaker = CircuitBreaker()
+    for t in range(200):
+        breaker.success("p", t * 0.1)
+    breaker.failure("p", 20.0)
+    assert 0.99 < breaker.success_ratio("p", 20.0) < 1.0
+
+
+def test_a_provider_that_fails_often_is_rated_by_its_failure_share() -> None:
+    breaker = CircuitBreaker(threshold=1000)
+    for i in range(2000):
+        (breaker.failure if i % 5 == 0 else breaker.success)("p", i * 0.05)
+    assert abs(breaker.success_ratio("p", 100.0) - 0.8) < 0.02
+
+
+def test_a_demoted_provider_recovers_without_traffic() -> None:
+    # Errors demote "a" below "b"; with no attempts, "a" must win its place back
+    # (an attempt-only average kept it demoted for good, so replicas routed by accident).
+    offers = [offer("a", latency_ms=145.0), offer("b", latency_ms=150.0)]
+    breaker = CircuitBreaker(threshold=100)  # the share alone, not the open circuit
+    for t in range(5):
+        breaker.failure("a", t * 0.1)
+
+    def order(now: float) -> list[str]:
+        return [c.provider_id for c in rank(offers, region="eu-west-1", gpu_hours=1,
+                                            prefs=RoutingPrefs(), breaker=breaker, now=now)]
+
+    assert order(1.0) == ["b", "a"]
+    assert breaker.success_ratio("a", 1.0) < 0.95
+    assert order(600.0) == ["a", "b"]
+    assert breaker.success_ratio("a", 600.0) > 0.999
+
+
+def test_errors_at_a_healthy_rate_leave_the_score_alone() -> None:
+    # Replicas that saw different transient errors must still rank alike (near a tie any
+    # per-replica bias decides, and identical canary tracks then route differently).
+    clean, noisy = CircuitBreaker(), CircuitBreaker()
+    for i in range(300):
+        clean.success("a", i * 0.2)
+        (noisy.failure("a", i * 0.2) if i % 100 == 0 else noisy.success("a", i * 0.2))
+    noisy.failure("a", 60.0)
+    assert noisy.success_ratio("a", 60.0) < clean.success_ratio("a", 60.0)
+    assert noisy.reliability("a", 60.0) == clean.reliability("a", 60.0) == 1.0
+    fresh = CircuitBreaker()
+    fresh.failure("a", 0.0)  # one error with no history at all
+    assert fresh.reliability("a", 0.0) == 1.0
+
+
+def test_a_flaky_provider_loses_its_availability_in_proportion() -> None:
+    breaker = CircuitBreaker(threshold=1000)
+    for i in range(1000):
+        (breaker.failure if i % 4 == 0 else breaker.success)("p", i * 0.05)
+    assert abs(breaker.reliability("p", 50.0) - 0.75 / 0.95) < 0.03

@@ -345,7 +345,7 @@ class BridgeService:
             if attempt.outcome == "conflict":
                 break
             if attempt.outcome == "acked":
-                self.breaker.success(candidate.provider_id)
+                self.breaker.success(candidate.provider_id, time.time())
                 ack = attempt.ack
                 break
             self.breaker.failure(candidate.provider_id, time.time())
