@@ -40,8 +40,8 @@ class Plan:
     split_tolerance: float = 0.05  # |measured share - weight| allowed (absolute)
     split_alpha: float = 0.001  # a drift must also be significant (exact binomial test)
     # The first seconds after a weight change are not judged (the hard gates still are):
-    # the group that just got more traffic opens its connections then, and those orders
-    # would count against a candidate that is no worse.
+    # a change disturbs both tracks briefly (a process starting, traffic moving), and a
+    # transient in one track's first orders would count against a candidate no worse.
     settle_s: float = 60.0
 
     def __post_init__(self) -> None:

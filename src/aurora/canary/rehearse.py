@@ -162,7 +162,9 @@ class RehearsalOptions:
     rate: float = 25.0  # orders per second from the rehearsal tenants
     warmup_s: float = 30.0  # traffic before the start: the latency baseline
     hold_s: float = 15.0
-    settle_s: float = 5.0  # the compressed clock's "first minute" after a weight change
+    # the compressed clock's "first minute" after a weight change: it must cover the
+    # controller's start-up, which slows both tracks for about 6 s on a 2-core machine
+    settle_s: float = 10.0
     interval_s: float = 2.0
     timeout_s: float = 600.0
     replicas: int = 2
