@@ -63,20 +63,25 @@ SUCCESS_PRIOR = 20.0
 HEALTHY_SHARE = 0.95
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tally:
-    """Time-decayed counts of one provider's attempts."""
+    """Time-decayed counts of one provider's attempts, as of ``at``."""
 
-    ok: float = 0.0
-    total: float = 0.0
-    at: float = 0.0
+    ok: float
+    total: float
+    at: float
 
-    def decayed(self, now: float) -> _Tally:
+    def ratio(self, now: float) -> float:
+        if self.ok == self.total:  # no failure counted: the share is 1 however it decays
+            return 1.0
         factor = 0.5 ** (max(0.0, now - self.at) / SUCCESS_HALF_LIFE_S)
-        return _Tally(self.ok * factor, self.total * factor, max(now, self.at))
+        return (self.ok * factor + SUCCESS_PRIOR) / (self.total * factor + SUCCESS_PRIOR)
 
-    def ratio(self) -> float:
-        return (self.ok + SUCCESS_PRIOR) / (self.total + SUCCESS_PRIOR)
+    def count(self, now: float, *, ok: bool) -> None:
+        factor = 0.5 ** (max(0.0, now - self.at) / SUCCESS_HALF_LIFE_S)
+        self.ok = self.ok * factor + ok
+        self.total = self.total * factor + 1.0
+        self.at = max(now, self.at)
 
 
 @dataclass
@@ -120,14 +125,13 @@ class CircuitBreaker:
             self._open_until[provider_id] = now + self.cooldown
 
     def _count(self, provider_id: str, now: float, *, ok: bool) -> None:
-        tally = self._tallies.get(provider_id, _Tally(at=now)).decayed(now)
-        self._tallies[provider_id] = _Tally(tally.ok + ok, tally.total + 1.0, tally.at)
+        self._tallies.setdefault(provider_id, _Tally(0.0, 0.0, now)).count(now, ok=ok)
 
     def success_ratio(self, provider_id: str, now: float) -> float:
         """Share of recent attempts that succeeded (recent: see ``SUCCESS_HALF_LIFE_S``;
         1.0 when nothing is known)."""
         tally = self._tallies.get(provider_id)
-        return 1.0 if tally is None else tally.decayed(now).ratio()
+        return 1.0 if tally is None else tally.ratio(now)
 
     def reliability(self, provider_id: str, now: float) -> float:
         """The availability factor: 1.0 for a healthy share, falling in proportion below."""
