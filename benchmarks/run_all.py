@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 RUNS = [
     ["ledger_bench.py"],
     ["policy_bench.py"],
+    ["routing_bench.py"],
     ["bridge_bench.py", "--seconds", "10", "--connections", "1,16,64"],
     ["bridge_bench.py", "--overhead", "--rate", "200", "--seconds", "30"],
     ["haproxy_bench.py", "--rate", "20", "--seconds", "30"],

@@ -10,6 +10,7 @@ times recent reliability), best first.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,11 +75,11 @@ class _Tally:
     def ratio(self, now: float) -> float:
         if self.ok == self.total:  # no failure counted: the share is 1 however it decays
             return 1.0
-        factor = 0.5 ** (max(0.0, now - self.at) / SUCCESS_HALF_LIFE_S)
+        factor = math.exp2(-max(0.0, now - self.at) / SUCCESS_HALF_LIFE_S)
         return (self.ok * factor + SUCCESS_PRIOR) / (self.total * factor + SUCCESS_PRIOR)
 
     def count(self, now: float, *, ok: bool) -> None:
-        factor = 0.5 ** (max(0.0, now - self.at) / SUCCESS_HALF_LIFE_S)
+        factor = math.exp2(-max(0.0, now - self.at) / SUCCESS_HALF_LIFE_S)
         self.ok = self.ok * factor + ok
         self.total = self.total * factor + 1.0
         self.at = max(now, self.at)
