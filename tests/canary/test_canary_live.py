@@ -142,6 +142,9 @@ def test_a_rollout_started_after_the_gate_watched_and_aborted_by_hand(
     shell.sh("aurora canary abort --reason again", expect=1)  # already aborted: one line
 
 
+# Both scenarios take 4-5 min (a step lasts until its sequential tests decide), over the
+# suite's 300 s default; the shell's own 900 s limit comes first.
+@pytest.mark.timeout(960)
 def test_the_rehearsal_promotes_a_good_candidate_and_aborts_a_bad_one(tmp_path: Path) -> None:
     root = tmp_path / "rehearsal"
     shell = Shell(tmp_path, {})
