@@ -43,11 +43,17 @@ class Shell:
                     "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
 
     def sh(self, command: str, *, expect: int = 0) -> str:
-        result = subprocess.run(["bash", "-c", command], cwd=self.home, env=self.env,
-                                capture_output=True, text=True, timeout=900)
-        assert result.returncode == expect, (command, result.stdout[-2000:],
-                                             result.stderr[-2000:])
-        return result.stdout
+        with subprocess.Popen(["bash", "-c", command], cwd=self.home, env=self.env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as process:
+            try:
+                out, err = process.communicate(timeout=900)
+            except subprocess.TimeoutExpired:
+                process.terminate()  # SIGTERM: the command stops what it started
+                out, err = process.communicate(timeout=120)
+                raise AssertionError((command, "timed out", out[-2000:], err[-2000:])) from None
+        assert process.returncode == expect, (command, out[-2000:], err[-2000:])
+        return out
 
 
 @pytest.fixture

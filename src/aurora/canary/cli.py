@@ -478,6 +478,7 @@ def rehearse_command(
     replicas, HAProxy and Prometheus: a good candidate is promoted, a bad one aborted, and
     no acknowledged order is lost or spent twice. Exit 0 only if both happen as expected."""
     import shutil
+    import signal
     import tempfile
     from pathlib import Path
 
@@ -496,6 +497,14 @@ def rehearse_command(
                                timeout_s=parse_duration(timeout))
     results = []
     console = Console(stderr=True)
+
+    def terminated(signum: int, frame: object) -> None:
+        # SIGTERM stops the rehearsal like Ctrl-C: each scenario's processes and PostgreSQL
+        # cluster are stopped on the way out; a second SIGTERM ends it at once
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(143)
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         for name in chosen:
             with console.status(f"{name}: starting…") as status:
