@@ -195,3 +195,80 @@ def test_no_database_is_unavailable_not_a_crash(home: Path) -> None:
             await state.close()
 
     run(go)
+
+
+def test_claims_made_together_are_answered_each_for_itself(home: Path, pg_ledger_url: str
+                                                           ) -> None:
+    """Orders that arrive together go to the database in one batch: each gets its own answer."""
+    treaty, tenants = _world(home)
+    cap = treaty.quota.per_tenant_daily_gpu_hours
+
+    async def go() -> list[Admission]:
+        async with Replicas(pg_ledger_url, treaty, tenants, 1) as replicas:
+            state, now = replicas.states[0], time.time()
+
+            def claim(nonce: str, hours: float, region: str = REGION) -> Awaitable[Admission]:
+                return state.admit(treaty_id=treaty.treaty_id, tenant_id=TENANT,
+                                   region=region, gpu_hours=hours, nonce=nonce, now=now)
+
+            return list(await asyncio.gather(
+                claim("first", 1.0), claim("ok", 2.0), claim("ok", 2.0),
+                claim("elsewhere", 1.0, region="mars-1"), claim("too-big", cap),
+                claim("fits", 3.0)))
+
+    first, ok, again, elsewhere, too_big, fits = run(go)
+    assert first.reservation and ok.reservation and fits.reservation
+    assert again.replay and again.reservation is None
+    assert elsewhere.decision and elsewhere.decision.reason == "region" and not elsewhere.replay
+    assert too_big.decision and too_big.decision.reason == "daily_cap"
+    assert "used 3.00 today" in too_big.decision.detail  # the claims that came before it
+    assert _sql(pg_ledger_url, "SELECT count(*) FROM treaty_nonces")[0][0] == 5
+    assert _sql(pg_ledger_url, "SELECT used FROM treaty_usage WHERE scope = 'treaty'")[0][0] \
+        == Decimal("6.0")
+
+
+def test_batches_claiming_the_same_nonces_in_opposite_orders_do_not_deadlock(
+        home: Path, pg_ledger_url: str) -> None:
+    """Two replicas each send one batch of the same 300 nonces, one reversed: without one
+    lock order for nonces, each would hold what the other waits for (a deadlock, 503s)."""
+    treaty, tenants = _world(home)
+    nonces = [f"n-{i:03d}" for i in range(300)]
+
+    async def go() -> list[Admission]:
+        async with Replicas(pg_ledger_url, treaty, tenants, 2) as replicas:
+            now = time.time()
+            for state in replicas.states:  # both pools connected before the race
+                await state.admit(treaty_id=treaty.treaty_id, tenant_id=TENANT, region=REGION,
+                                  gpu_hours=0.01, nonce=f"warm-{id(state)}", now=now)
+            forward = [replicas.admit(0, n, 0.01, now) for n in nonces]
+            backward = [replicas.admit(1, n, 0.01, now) for n in reversed(nonces)]
+            return list(await asyncio.gather(*forward, *backward))
+
+    answers = run(go)
+    assert sum(not a.replay for a in answers) == len(nonces)  # each nonce admitted once
+    assert _sql(pg_ledger_url, "SELECT count(*) FROM treaty_reservations")[0][0] == 302
+
+
+def test_a_database_of_the_release_before_is_upgraded_and_keeps_its_single_claim(
+        home: Path, pg_ledger_url: str) -> None:
+    """A treaty schema at version 1 (no batched claims) is brought up to date by the first
+    ledger writer that opens it; replicas of the release before still call treaty_admit."""
+    from aurora.db import schema
+    from aurora.ledger.pgstore import PgStore
+
+    _sql(pg_ledger_url, "DROP FUNCTION treaty_admit_many")
+    _sql(pg_ledger_url, "UPDATE aurora_schema SET version = 1 WHERE component = 'treaty'")
+    assert [s.name for s in schema.outdated(pg_ledger_url)] == ["treaty"]
+    store = PgStore(pg_ledger_url, readonly=False)
+    try:
+        store.create_schema()
+    finally:
+        store.close()
+    assert schema.outdated(pg_ledger_url) == []
+    treaty, tenants = _world(home)
+    old_call = ("SELECT * FROM treaty_admit(%s, %s, 'old', %s, 60, 1.5, true, 1000, 100000)")
+    args = (treaty.treaty_id, TENANT, time.time())
+    assert _sql(pg_ledger_url, old_call, args)[0][0] == "ok"
+    assert _sql(pg_ledger_url, old_call, args)[0][0] == "replay"
+    assert run(lambda: Replicas(pg_ledger_url, treaty, tenants, 1).usage(time.time())) \
+        == (Decimal("1.5"), Decimal("1.5"))

@@ -199,8 +199,8 @@ class PgStore:
         """Apply every registered schema (idempotent; refuses a foreign database)."""
         from aurora.db import schema
 
-        if not set(SCHEMA.tables) <= self.tables():
-            with self.errors():
+        with self.errors():
+            if schema.outdated(self.url):
                 schema.init(self.url)
         self.check_schema()
 
