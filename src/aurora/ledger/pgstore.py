@@ -11,6 +11,8 @@ drivers). A trigger lets the row's size only grow.
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -99,26 +101,29 @@ SCHEMA = Schema(name="ledger", version=1,
 ROW_COLUMNS = "seq, ts, kind, treaty_id, tenant_id, subject, convert_to(payload, 'UTF8'), leaf_hash"
 LEDGER_COLUMNS = {"seq", "ts", "kind", "treaty_id", "tenant_id", "subject", "payload",
                   "leaf_hash"}
-AUDIT_FETCH = 8192  # rows per round trip of the audit's server-side cursors
+AUDIT_FETCH = 8192  # rows per fetch of the audit's server-side cursors
 
 # The audit's column check, in the server (parallel to the hashing in Python). A
 # payload is '{"data":' + data + a tail that is a function of the columns alone (the
 # layout `entry.prepare` writes, keys in RFC 8785 order): rebuild the tail from the
-# columns and compare text, which is type-exact (5 and "5", null and "" differ) and
-# far cheaper than parsing every payload into jsonb. PostgreSQL's JSON string escapes
-# are RFC 8785's (short forms for \b\f\n\r\t, \u00xx for other controls, nothing
-# else). ``payload::json`` checks the payload is JSON; if not, the cast fails: see
-# first_column_mismatch.
+# columns and compare, which is type-exact (5 and "5", null and "" differ) and far
+# cheaper than parsing every payload into jsonb. The comparison is of UTF-8 bytes:
+# `right(text, n)` counts characters from the start of each payload, bytes are cut at
+# an offset (the tail starts with ',', so a byte suffix is a character suffix).
+# PostgreSQL's JSON string escapes are RFC 8785's (short forms for \b\f\n\r\t, \u00xx
+# for other controls, nothing else). ``payload::json`` checks the payload is JSON; if
+# not, the cast fails: see first_column_mismatch.
 COLUMN_CHECK = """
 SELECT seq FROM (
-  SELECT seq, payload,
+  SELECT seq, payload, convert_to(payload, 'UTF8') AS b, convert_to(
          ',"kind":' || to_json(kind)::text || ',"seq":' || seq::text
          || ',"subject":' || coalesce(to_json(subject)::text, 'null')
          || ',"tenant_id":' || coalesce(to_json(tenant_id)::text, 'null')
          || ',"treaty_id":' || coalesce(to_json(treaty_id)::text, 'null')
-         || ',"ts":' || to_json(ts)::text || '}' AS tail
+         || ',"ts":' || to_json(ts)::text || '}', 'UTF8') AS tail
   FROM audit_log WHERE seq < %s OFFSET 0) AS r
-WHERE left(payload, 8) <> '{"data":' OR right(payload, length(tail)) <> tail
+WHERE substring(b FROM 1 FOR 8) <> '\\x7b2264617461223a'::bytea  -- '{"data":'
+   OR substring(b FROM octet_length(b) - octet_length(tail) + 1) <> tail
    OR payload::json IS NULL
 ORDER BY seq LIMIT 1
 """
@@ -142,7 +147,7 @@ class PgStore:
         self.readonly = readonly
         self._conn: psycopg.Connection[tuple[Any, ...]] | None = borrowed
         self._borrowed = borrowed is not None  # a pool's: never re-opened or closed here
-        self._cursors = 0
+        self._streams: list[_ReadAhead] = []  # the audit's, closed with its transaction
         # During a write turn: the tree size read with the lock (then the size after this
         # turn's inserts), and whether the turn grew the tree (its UPDATE goes with COMMIT).
         self._turn_size: int | None = None
@@ -172,6 +177,7 @@ class PgStore:
         return conn
 
     def close(self) -> None:
+        self._close_streams()
         if self._conn is not None and not self._borrowed:
             with contextlib.suppress(Exception):
                 self._conn.close()
@@ -256,6 +262,7 @@ class PgStore:
                 raise
             finally:
                 self._turn_size, self._grown = None, False
+                self._close_streams()
 
     def _check_tree_row(self) -> None:
         """Once per connection: the tree-state row matches the log it counts."""
@@ -350,23 +357,30 @@ class PgStore:
                 "SELECT tree_size, root_hash, ts, note FROM checkpoints ORDER BY tree_size")
             return [(int(n), _bytes(r), str(t), str(note)) for n, r, t, note in rows]
 
-    # --- the audit's streams (server-side cursors: memory stays flat) ----------------------
+    # --- the audit's streams (server-side cursors, read ahead: memory stays flat) ----------
 
-    def _stream(self, sql: str, args: Sequence[object] = ()) -> psycopg.Cursor[tuple[Any, ...]]:
-        """A named cursor; needs the enclosing transaction (the audit's snapshot)."""
-        self._cursors += 1
+    def _stream(self, sql: str) -> Rows:
+        """A named cursor (needs the enclosing transaction: the audit's snapshot) whose
+        next rows a thread fetches while the audit hashes the ones before: the server's
+        work overlaps the audit's instead of alternating with it."""
         with self.errors():
-            cursor = self.conn.cursor(name=f"aurora_audit_{self._cursors}", binary=True)
-            cursor.itersize = AUDIT_FETCH
-            cursor.execute(sql, args)
-        return cursor
+            cursor = self.conn.cursor(name=f"aurora_audit_{len(self._streams)}", binary=True)
+            cursor.execute(sql)
+        stream = _ReadAhead(self, cursor)
+        self._streams.append(stream)
+        return stream
+
+    def _close_streams(self) -> None:
+        for stream in self._streams:
+            stream.close()
+        self._streams.clear()
 
     def leaf_rows(self) -> Rows:
-        return _Guarded(self, self._stream(
-            "SELECT seq, convert_to(payload, 'UTF8'), leaf_hash FROM audit_log ORDER BY seq"))
+        return self._stream(
+            "SELECT seq, convert_to(payload, 'UTF8'), leaf_hash FROM audit_log ORDER BY seq")
 
     def hash_rows(self) -> Rows:
-        return _Guarded(self, self._stream("SELECT idx, hash FROM merkle_hashes ORDER BY idx"))
+        return self._stream("SELECT idx, hash FROM merkle_hashes ORDER BY idx")
 
     def checkpoint_roots(self) -> Iterator[tuple[int, bytes]]:
         with self.errors(), self.conn.cursor() as cursor:
@@ -498,20 +512,74 @@ class PgStore:
                                       "another root is stored: the log forked")
 
 
-class _Guarded:
-    """A server-side cursor whose fetches raise ledger errors."""
+class _ReadAhead:
+    """A server-side cursor fetched by a thread of its own, up to two fetches ahead of
+    its reader; fetch errors are raised to the reader as ledger errors."""
+
+    _END = object()
 
     def __init__(self, store: PgStore, cursor: psycopg.Cursor[tuple[Any, ...]]) -> None:
         self.store = store
         self.cursor = cursor
+        self._chunks: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._rows: list[Any] = []
+        self._at = 0
+        self._done = False
+        self._thread = threading.Thread(target=self._fetch, name="ledger-audit-fetch",
+                                        daemon=True)
+        self._thread.start()
+
+    def _fetch(self) -> None:
+        try:
+            while not self._stop.is_set():
+                with self.store.errors():
+                    rows = self.cursor.fetchmany(AUDIT_FETCH)
+                self._put(rows or self._END)
+                if not rows:
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader
+            self._put(exc)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self._chunks.put(item, timeout=0.1)
+                return
+
+    def _more(self) -> bool:
+        """The next fetched chunk into ``_rows``; False at the end."""
+        if self._done:
+            return False
+        item = self._chunks.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        if item is self._END:
+            self._done = True
+            return False
+        self._rows, self._at = item, 0
+        return True
 
     def fetchmany(self, size: int = AUDIT_FETCH) -> list[Any]:
-        with self.store.errors():
-            return list(self.cursor.fetchmany(size))
+        out: list[Any] = []
+        while len(out) < size:
+            if self._at >= len(self._rows) and not self._more():
+                break
+            take = self._rows[self._at:self._at + size - len(out)]
+            self._at += len(take)
+            out += take
+        return out
 
     def fetchone(self) -> Any:
-        with self.store.errors():
-            return self.cursor.fetchone()
+        rows = self.fetchmany(1)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with contextlib.suppress(Exception):
+            self.cursor.close()
 
 
 READ_POOL_SIZE = 4  # server connections for one process's ledger reads (see RUNBOOK sizing)
