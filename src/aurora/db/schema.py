@@ -77,20 +77,6 @@ def init(url: str, owners: Sequence[str] = OWNERS) -> list[Schema]:
     return schemas
 
 
-def outdated(url: str, owners: Sequence[str] = OWNERS) -> list[Schema]:
-    """Registered schemas the database lacks, or holds at an older version than this
-    release's (its DDL is then applied again: every DDL is idempotent)."""
-    with errors(url), connect(url) as conn:
-        found = {str(name) for (name,) in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
-        versions: dict[str, int] = {}
-        if VERSIONS_TABLE in found:
-            versions = {str(c): int(str(v)) for c, v in conn.execute(
-                f"SELECT component, version FROM {VERSIONS_TABLE}")}
-    return [s for s in registered(owners)
-            if not set(s.tables) <= found or versions.get(s.name, 0) < s.version]
-
-
 def is_initialised(url: str, owners: Sequence[str] = OWNERS) -> bool:
     found = existing_tables(url)
     return all(set(s.tables) <= found for s in registered(owners))

@@ -205,8 +205,8 @@ class PgStore:
         """Apply every registered schema (idempotent; refuses a foreign database)."""
         from aurora.db import schema
 
-        with self.errors():
-            if schema.outdated(self.url):
+        if not set(SCHEMA.tables) <= self.tables():
+            with self.errors():
                 schema.init(self.url)
         self.check_schema()
 

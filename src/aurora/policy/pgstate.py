@@ -1,17 +1,14 @@
 """The treaty state in PostgreSQL: nonces, reservations and usage shared by every replica.
 
-Claims are made in batches: the orders that arrive while a replica's previous batch is
-in the database go together in one call of ``treaty_admit_many`` (PL/pgSQL, one round
-trip, one transaction; a batch of one when orders are few):
+Each claim is one call of ``treaty_admit`` (PL/pgSQL, one round trip, one transaction):
 
-* each nonce is claimed by ``INSERT … ON CONFLICT`` on ``(tenant_id, nonce)``, in
-  (tenant, nonce) order in every batch; a second claim of the same nonce, in the same
-  batch or on any replica, waits for the first to commit and then finds the row: ``replay``;
-* the usage counters are read ``FOR UPDATE`` (the treaty's row once per batch, then the
+* the nonce is claimed by ``INSERT … ON CONFLICT DO NOTHING`` on ``(tenant_id, nonce)``;
+  a second claim of the same nonce, on any replica, waits for the first to commit and
+  then finds the row: ``replay``;
+* the usage counters are read ``FOR UPDATE`` (the treaty's row first, then the
   tenant's day), compared with the caps in exact ``numeric`` and incremented in the same
-  transaction, order by order, so concurrent batches are serialised on the treaty row
-  and a cap cannot be overrun by any amount. The lock is held for the batch's statements
-  only.
+  transaction, so concurrent claims are serialised on the treaty row and a cap cannot be
+  overrun by any amount. The lock is held for the function's few statements only.
 
 Claims commit with ``synchronous_commit = off``: a claim becomes durable at the latest
 when the verdict it led to is committed to the ledger (same cluster, one WAL: flushing
@@ -36,7 +33,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -95,97 +91,58 @@ CREATE TABLE IF NOT EXISTS treaty_usage (
 -- the reclaimer asks the ledger whether a claim's verdict was recorded
 CREATE INDEX IF NOT EXISTS treaty_audit_subject ON audit_log (subject, tenant_id);
 
--- Claims for a batch of orders, one transaction (a replica sends the orders that arrived
--- while its previous batch was in the database). Returns one row per order, in order.
-CREATE OR REPLACE FUNCTION treaty_admit_many(
-    p_treaty TEXT, p_tenants TEXT[], p_nonces TEXT[], p_nows DOUBLE PRECISION[],
-    p_lease DOUBLE PRECISION, p_hours NUMERIC[], p_standing BOOLEAN[], p_daily_cap NUMERIC,
-    p_total_cap NUMERIC)
-    RETURNS TABLE (i INTEGER, outcome TEXT, tenant_today NUMERIC, treaty_period NUMERIC,
-                   reservation BIGINT)
-LANGUAGE plpgsql AS $fn$
-DECLARE
-    v_claimed BOOLEAN[] := array_fill(false, ARRAY[cardinality(p_nonces)]);
-    v_period NUMERIC;
-    v_today NUMERIC;
-    v_day TEXT;
-    v_key TEXT;
-    c RECORD;
-BEGIN
-    -- 1. The nonces, in (tenant, nonce) order in every batch, so that two batches
-    -- claiming the same nonces never wait for each other in a cycle. A second claim
-    -- of a nonce (in this batch or a concurrent one) finds the first: replay.
-    FOR c IN SELECT t.k FROM unnest(p_tenants, p_nonces) WITH ORDINALITY AS t(tenant, nonce, k)
-             ORDER BY t.tenant, t.nonce, t.k LOOP
-        INSERT INTO treaty_nonces AS n (tenant_id, nonce, at, lease_until)
-        VALUES (p_tenants[c.k], p_nonces[c.k], p_nows[c.k], p_nows[c.k] + p_lease)
-        ON CONFLICT (tenant_id, nonce) DO UPDATE
-            SET at = EXCLUDED.at, lease_until = EXCLUDED.lease_until, reservation_id = NULL
-            WHERE n.lease_until IS NULL AND n.at + {NONCE_TTL_SECONDS} <= p_nows[c.k];
-        v_claimed[c.k] := FOUND;
-    END LOOP;
-    -- 2. The caps, order by order in arrival order.
-    FOR k IN 1 .. cardinality(p_nonces) LOOP
-        i := k;
-        outcome := NULL; tenant_today := NULL; treaty_period := NULL; reservation := NULL;
-        IF NOT v_claimed[k] THEN
-            outcome := 'replay';
-        ELSIF NOT p_standing[k] THEN
-            outcome := 'standing';
-        ELSE
-            IF v_period IS NULL THEN
-                -- the treaty's row, once per batch: batches are serialised here
-                SELECT used INTO v_period FROM treaty_usage
-                    WHERE scope = 'treaty' AND key = p_treaty FOR UPDATE;
-                IF NOT FOUND THEN
-                    INSERT INTO treaty_usage (scope, key) VALUES ('treaty', p_treaty)
-                        ON CONFLICT DO NOTHING;
-                    SELECT used INTO v_period FROM treaty_usage
-                        WHERE scope = 'treaty' AND key = p_treaty FOR UPDATE;
-                END IF;
-            END IF;
-            v_day := to_char(to_timestamp(p_nows[k]) AT TIME ZONE 'UTC', 'YYYY-MM-DD');
-            v_key := p_tenants[k] || '/' || v_day;
-            INSERT INTO treaty_usage (scope, key) VALUES ('tenant_day', v_key)
-                ON CONFLICT DO NOTHING;
-            SELECT used INTO v_today FROM treaty_usage
-                WHERE scope = 'tenant_day' AND key = v_key FOR UPDATE;
-            tenant_today := v_today;
-            treaty_period := v_period;
-            IF v_today + p_hours[k] > p_daily_cap THEN
-                outcome := 'daily_cap';
-            ELSIF v_period + p_hours[k] > p_total_cap THEN
-                outcome := 'treaty_cap';
-            ELSE
-                INSERT INTO treaty_reservations (treaty_id, tenant_id, day, at, gpu_hours)
-                    VALUES (p_treaty, p_tenants[k], v_day, p_nows[k], p_hours[k])
-                    RETURNING id INTO reservation;
-                UPDATE treaty_usage SET used = used + p_hours[k]
-                    WHERE (scope = 'treaty' AND key = p_treaty)
-                       OR (scope = 'tenant_day' AND key = v_key);
-                UPDATE treaty_nonces SET reservation_id = reservation
-                    WHERE tenant_id = p_tenants[k] AND nonce = p_nonces[k];
-                v_period := v_period + p_hours[k];
-                outcome := 'ok';
-            END IF;
-        END IF;
-        RETURN NEXT;
-    END LOOP;
-END
-$fn$;
-
--- One claim: what replicas of the release before batched claims call, so that both
--- releases can take orders against one treaty state during a canary or an upgrade.
 CREATE OR REPLACE FUNCTION treaty_admit(
     p_treaty TEXT, p_tenant TEXT, p_nonce TEXT, p_now DOUBLE PRECISION,
     p_lease DOUBLE PRECISION, p_hours NUMERIC, p_standing BOOLEAN, p_daily_cap NUMERIC,
     p_total_cap NUMERIC,
     OUT outcome TEXT, OUT tenant_today NUMERIC, OUT treaty_period NUMERIC,
     OUT reservation BIGINT)
-LANGUAGE sql AS $fn$
-    SELECT a.outcome, a.tenant_today, a.treaty_period, a.reservation
-    FROM treaty_admit_many(p_treaty, ARRAY[p_tenant], ARRAY[p_nonce], ARRAY[p_now], p_lease,
-                           ARRAY[p_hours], ARRAY[p_standing], p_daily_cap, p_total_cap) AS a
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_day TEXT := to_char(to_timestamp(p_now) AT TIME ZONE 'UTC', 'YYYY-MM-DD');
+    v_key TEXT := p_tenant || '/' || v_day;
+BEGIN
+    INSERT INTO treaty_nonces AS n (tenant_id, nonce, at, lease_until)
+    VALUES (p_tenant, p_nonce, p_now, p_now + p_lease)
+    ON CONFLICT (tenant_id, nonce) DO UPDATE
+        SET at = EXCLUDED.at, lease_until = EXCLUDED.lease_until, reservation_id = NULL
+        WHERE n.lease_until IS NULL AND n.at + {NONCE_TTL_SECONDS} <= p_now;
+    IF NOT FOUND THEN
+        outcome := 'replay';
+        RETURN;
+    END IF;
+    IF NOT p_standing THEN
+        outcome := 'standing';
+        RETURN;
+    END IF;
+    -- every claim takes the treaty's row: claims are serialised here, for a few statements
+    SELECT used INTO treaty_period FROM treaty_usage
+        WHERE scope = 'treaty' AND key = p_treaty FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO treaty_usage (scope, key) VALUES ('treaty', p_treaty)
+            ON CONFLICT DO NOTHING;
+        SELECT used INTO treaty_period FROM treaty_usage
+            WHERE scope = 'treaty' AND key = p_treaty FOR UPDATE;
+    END IF;
+    INSERT INTO treaty_usage (scope, key) VALUES ('tenant_day', v_key) ON CONFLICT DO NOTHING;
+    SELECT used INTO tenant_today FROM treaty_usage
+        WHERE scope = 'tenant_day' AND key = v_key FOR UPDATE;
+    IF tenant_today + p_hours > p_daily_cap THEN
+        outcome := 'daily_cap';
+        RETURN;
+    END IF;
+    IF treaty_period + p_hours > p_total_cap THEN
+        outcome := 'treaty_cap';
+        RETURN;
+    END IF;
+    INSERT INTO treaty_reservations (treaty_id, tenant_id, day, at, gpu_hours)
+        VALUES (p_treaty, p_tenant, v_day, p_now, p_hours) RETURNING id INTO reservation;
+    UPDATE treaty_usage SET used = used + p_hours
+        WHERE (scope = 'treaty' AND key = p_treaty) OR (scope = 'tenant_day' AND key = v_key);
+    UPDATE treaty_nonces SET reservation_id = reservation
+        WHERE tenant_id = p_tenant AND nonce = p_nonce;
+    outcome := 'ok';
+END
 $fn$;
 
 CREATE OR REPLACE FUNCTION treaty_release(p_id BIGINT) RETURNS NUMERIC
@@ -280,7 +237,7 @@ END
 $fn$;
 """
 
-SCHEMA = Schema(name="treaty", version=2,
+SCHEMA = Schema(name="treaty", version=1,
                 tables=("treaty_nonces", "treaty_reservations", "treaty_usage"), ddl=DDL)
 
 _SETTLE = """
@@ -290,16 +247,6 @@ WHERE n.tenant_id = s.tenant_id AND n.nonce = s.nonce AND n.lease_until IS NOT N
   AND (s.keeps OR n.reservation_id IS NULL
        OR NOT EXISTS (SELECT 1 FROM treaty_reservations r WHERE r.id = n.reservation_id))
 """
-
-
-@dataclass(frozen=True)
-class _Claim:
-    tenant_id: str
-    nonce: str
-    now: float
-    gpu_hours: Decimal
-    standing: bool
-    answer: asyncio.Future[tuple[Any, ...]]
 
 
 def _exact(value: float) -> Decimal:
@@ -323,8 +270,6 @@ class PgTreatyState:
         self._pool: psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._to_settle: list[tuple[str, str, bool]] = []
-        self._claims: list[_Claim] = []  # waiting for the batch in flight to come back
-        self._claiming: asyncio.Task[None] | None = None
         self._settled = asyncio.Event()
         self._treaty_usage = 0.0
         self._live_nonces = 0
@@ -349,8 +294,6 @@ class PgTreatyState:
                        asyncio.create_task(self._settle_loop())]
 
     async def close(self) -> None:
-        if self._claiming is not None:
-            self._tasks.append(self._claiming)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -388,12 +331,16 @@ class PgTreatyState:
                     nonce: str, now: float) -> Admission:
         tenant = self.tenants[tenant_id]
         denied = standing(treaty_id=treaty_id, region=region, tenant=tenant, treaty=self.treaty)
-        claim = _Claim(tenant_id, nonce, now, _exact(gpu_hours), denied is None,
-                       asyncio.get_running_loop().create_future())
-        self._claims.append(claim)
-        if self._claiming is None or self._claiming.done():
-            self._claiming = asyncio.create_task(self._claim_pending())
-        outcome, today, period, reservation_id = await claim.answer
+        quota = self.treaty.quota
+        async with self._conn() as conn:
+            cursor = await conn.execute(
+                "SELECT * FROM treaty_admit(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (self.treaty.treaty_id, tenant_id, nonce, now, self.lease_s, _exact(gpu_hours),
+                 denied is None, _exact(quota.per_tenant_daily_gpu_hours),
+                 _exact(quota.total_gpu_hours)))
+            row = await cursor.fetchone()
+        assert row is not None
+        outcome, today, period, reservation_id = row
         if outcome == "replay":
             return Admission(True, None, None)
         if outcome == "standing":
@@ -409,42 +356,6 @@ class PgTreatyState:
             return Admission(False, ALLOW, Reservation(tenant_id, utc_day(now), gpu_hours, now,
                                                        ref=int(reservation_id)))
         return Admission(False, decision, None)
-
-    async def _claim_pending(self) -> None:
-        """Send the waiting claims, a batch at a time, until none is left."""
-        while self._claims:
-            batch, self._claims = self._claims[:BATCH], self._claims[BATCH:]
-            try:
-                rows = await self._admit_many(batch)
-            except Exception as exc:  # every order of the batch gets the one answer
-                for claim in batch:
-                    if not claim.answer.done():
-                        claim.answer.set_exception(exc)
-                continue
-            except BaseException:  # cancelled (the bridge stops): so are its orders
-                for claim in batch + self._claims:
-                    claim.answer.cancel()
-                raise
-            for claim, row in zip(batch, rows, strict=True):
-                if not claim.answer.done():  # its order may have been cancelled meanwhile
-                    claim.answer.set_result(row)
-
-    async def _admit_many(self, batch: list[_Claim]) -> list[tuple[Any, ...]]:
-        quota = self.treaty.quota
-        async with self._conn() as conn:
-            cursor = await conn.execute(
-                "SELECT outcome, tenant_today, treaty_period, reservation FROM "
-                "treaty_admit_many(%s, %s::text[], %s::text[], %s::float8[], %s, "
-                "%s::numeric[], %s::boolean[], %s, %s) ORDER BY i",
-                (self.treaty.treaty_id, [c.tenant_id for c in batch], [c.nonce for c in batch],
-                 [c.now for c in batch], self.lease_s, [c.gpu_hours for c in batch],
-                 [c.standing for c in batch], _exact(quota.per_tenant_daily_gpu_hours),
-                 _exact(quota.total_gpu_hours)))
-            rows = await cursor.fetchall()
-        if len(rows) != len(batch):
-            raise TreatyStateUnavailable(f"treaty_admit_many answered {len(rows)} rows for "
-                                         f"{len(batch)} claims")
-        return rows
 
     async def release(self, reservation: Reservation) -> None:
         if reservation.released or reservation.ref is None:
