@@ -1,5 +1,6 @@
 """What the PostgreSQL backend adds: its own append-only rules, one root per size, NUL
-in text, and an outage of the server (the error the bridge answers 503 with, recovery)."""
+in text, and an outage of the server (the error the bridge answers 503 with, recovery; an audit
+stream cut off)."""
 
 from __future__ import annotations
 
@@ -143,3 +144,33 @@ def test_a_tree_state_row_that_disagrees_with_the_log_stops_the_writer(
         writer.append(Entry(kind="note", data={"after": "forged size"}))
     with connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (3,)
+
+
+def test_an_audit_stream_that_loses_its_server_raises_and_stops(
+        ledger: Ledger, db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit's rows are fetched ahead by a thread: a connection cut mid-stream reaches
+    the reader as the ledger-unavailable error, and a stream left unread closes at once."""
+    from aurora.ledger import pgstore
+
+    fill(ledger, 200)
+    monkeypatch.setattr(pgstore, "AUDIT_FETCH", 10)  # many fetches, two of them ahead
+    store = pgstore.PgStore(db, readonly=True)
+    cut = False
+    try:
+        with store.transaction(write=False):
+            store.hash_rows()  # left unread, two fetches ahead: closing must not wait on it
+            rows = store.leaf_rows()
+            assert [r[0] for r in rows.fetchmany(15)] == list(range(15))
+            backend = store.conn.execute("SELECT pg_backend_pid()").fetchone()
+            assert backend is not None
+            with connect(db) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", backend)
+            with pytest.raises(LedgerUnavailableError, match="unavailable"):
+                while rows.fetchmany(15):
+                    pass
+            cut = True
+    except LedgerUnavailableError:
+        assert cut  # only the transaction's end, on the dead connection, may fail now
+    finally:
+        store.close()
+    assert cut
