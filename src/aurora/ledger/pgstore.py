@@ -251,18 +251,19 @@ class PgStore:
                 if write and not self._tree_row_checked:
                     self._check_tree_row()
                 yield
+                self._close_streams()  # before the snapshot ends: their cursors end with it
                 if self._grown:  # one round trip for the new size and the commit
                     conn.execute(f"UPDATE ledger_tree SET size = {int(self.size())} "
                                  "WHERE id = 1; COMMIT")
                 else:
                     conn.execute("COMMIT")
             except BaseException:
+                self._close_streams()
                 with contextlib.suppress(Exception):
                     conn.execute("ROLLBACK")
                 raise
             finally:
                 self._turn_size, self._grown = None, False
-                self._close_streams()
 
     def _check_tree_row(self) -> None:
         """Once per connection: the tree-state row matches the log it counts."""
