@@ -92,9 +92,13 @@ def test_one_nonce_claimed_200_times_across_4_replicas_is_admitted_once(
             return await asyncio.gather(*(replicas.admit(i, "the-one-nonce", 0.5, now)
                                           for i in range(200)))
 
+    started = time.time()
     answers = run(go)
     assert sum(not a.replay for a in answers) == 1
     assert sum(a.replay for a in answers) == 199
+    # the winner's claim has no verdict yet: the others are told it is held, until when
+    held = {a.in_flight_until for a in answers if a.replay}
+    assert len(held) == 1 and started + 60 <= held.pop() <= time.time() + 60  # type: ignore[operator]
     assert _sql(pg_ledger_url, "SELECT count(*) FROM treaty_nonces")[0][0] == 1
 
 
@@ -147,8 +151,9 @@ def test_a_claim_whose_lease_ran_out_is_resolved_against_the_ledger(
             assert await replicas.states[0].reclaim() == 3
             assert await replicas.usage(now) == (Decimal("2.0"), Decimal("2.0"))
             # the filled and the dropped nonce stay spent; the lost one is free again
-            assert (await replicas.admit(0, "filled", 1.0, time.time())).replay
-            assert (await replicas.admit(0, "dropped", 1.0, time.time())).replay
+            for spent in ("filled", "dropped"):  # spent, no longer in flight
+                replay = await replicas.admit(0, spent, 1.0, time.time())
+                assert replay.replay and replay.in_flight_until is None
             again = await replicas.admit(0, "lost", 1.0, time.time())
             assert not again.replay and again.reservation is not None
 
@@ -168,6 +173,7 @@ def test_settled_and_released_claims(home: Path, pg_ledger_url: str) -> None:
             await replicas.states[1].release(dropped.reservation)
             await replicas.states[1].release(dropped.reservation)  # twice is once
             assert await replicas.usage(now) == (Decimal("3.0"), Decimal("3.0"))
+            assert replicas.states[1].treaty_usage() == 3.0  # the gauge follows at once
             await replicas.states[0].settle(TENANT, "kept", "order")
             await replicas.states[1].settle(TENANT, "dropped", "drop")
             await asyncio.sleep(0.2)  # settling is batched

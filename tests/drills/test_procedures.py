@@ -1,6 +1,7 @@
 """The rollback and restore drills on a real ledger with real backups: the rollback drill runs
 the real ``aurora rollback``, and a step that could not run (the sqlite3 CLI missing) is not
-a pass — neither for the drill nor for the Day-7 gate's "Runbook procedures tested"."""
+a pass — neither for the drill nor for the Day-7 gate's "Runbook procedures tested". With the
+ledger in PostgreSQL both rehearse the runbook's restore of a dump into an empty database."""
 
 from __future__ import annotations
 
@@ -16,16 +17,16 @@ from aurora.ledger import Entry, Ledger
 from aurora.ledger.backup import backup
 from aurora.soak.collect import runbook_problems
 
-pytestmark = pytest.mark.skipif(shutil.which("sqlite3") is None,
-                                reason="sqlite3 is not installed")
+needs_sqlite3 = pytest.mark.skipif(shutil.which("sqlite3") is None,
+                                   reason="sqlite3 is not installed")
 
 
-def _ledger_with_backups(root: Path) -> Home:
+def _ledger_with_backups(root: Path, suffix: str = ".db.gz") -> Home:
     home = Home(root)
     with Ledger.open(home) as ledger:
         for i in range(5):
             ledger.append(Entry(kind="order", subject=f"o-{i}", data={"i": i}))
-    backup(home, name="ledger-20260101.db.gz")
+    backup(home, name=f"ledger-20260101{suffix}")
     with Ledger.open(home) as ledger:  # acknowledged after the backup: the RPO exposure
         ledger.append(Entry(kind="order", subject="o-late", data={"i": 5}))
     return home
@@ -50,6 +51,8 @@ def _recorded(home: Home, report: DrillReport) -> dict[str, object]:
     return data
 
 
+@needs_sqlite3
+@pytest.mark.sqlite_mode
 def test_the_rollback_drill_runs_the_real_rollback_and_passes(home: Path) -> None:
     live = _ledger_with_backups(home)
     report = rollback_drill(live)
@@ -64,6 +67,8 @@ def test_the_rollback_drill_runs_the_real_rollback_and_passes(home: Path) -> Non
     assert data["passed"] is True and runbook_problems(data) == []
 
 
+@needs_sqlite3
+@pytest.mark.sqlite_mode
 def test_a_skipped_step_fails_the_rollback_drill_and_the_gate(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     live = _ledger_with_backups(home)
@@ -80,6 +85,8 @@ def test_a_skipped_step_fails_the_rollback_drill_and_the_gate(
     assert runbook_problems(data) != []
 
 
+@needs_sqlite3
+@pytest.mark.sqlite_mode
 def test_a_skipped_step_fails_the_restore_drill(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     live = _ledger_with_backups(home)
@@ -102,3 +109,47 @@ def test_the_gate_does_not_trust_a_passed_flag_over_skipped_steps() -> None:
     assert problems == ["the seed's gunzip + sqlite3 .restore was skipped: "
                         "`sqlite3` is not installed"]
     assert runbook_problems({**data, "steps": data["steps"][:1]}) == []
+
+
+def _databases(url: str) -> set[str]:
+    from aurora.db.postgres import connect
+
+    with connect(url) as conn:
+        return {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+
+
+def test_both_drills_rehearse_the_postgresql_restore(home: Path, pg_ledger_url: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AURORA_DATABASE_URL", pg_ledger_url)
+    live = _ledger_with_backups(home, ".sql.gz")
+    before = _databases(pg_ledger_url)
+    for drill in (rollback_drill, restore_drill):
+        report = drill(live)
+        assert report.passed, report.failure
+        assert "restored ledger-20260101.sql.gz into an empty database: 5 entries" in \
+            report.steps[0]["detail"]
+        assert report.verified_after["backup_tree_size"] == 5
+        assert report.rpo["orders_lost"] == 1  # o-late, acknowledged after the backup
+        data = _recorded(live, report)
+        assert data["passed"] is True and runbook_problems(data) == []
+    assert _databases(pg_ledger_url) == before  # every scratch database was dropped
+    with Ledger.open(live, readonly=True) as ledger:  # the live ledger only grew
+        assert [r.kind for r in ledger.scan()][-2:] == ["drill", "drill"]
+        assert ledger.size() == 5 + 1 + 1 + 2  # orders, backup entry, o-late, two drills
+
+
+def test_a_postgresql_drill_with_no_verifying_backup_fails(
+        home: Path, pg_ledger_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AURORA_DATABASE_URL", pg_ledger_url)
+    live = _ledger_with_backups(home, ".sql.gz")
+    dump = live.backups_dir / "ledger-20260101.sql.gz"
+    data = bytearray(dump.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    dump.write_bytes(bytes(data))
+    (live.backups_dir / "ledger-latest.sql.gz").unlink()  # no fallback copy either
+    report = rollback_drill(live)
+    assert not report.passed
+    assert report.failure is not None and "no backup verifies" in report.failure
+    assert "ledger-20260101.sql.gz" in report.failure and "sha256" in report.failure
+    assert not report.rpo and not report.verified_after
+    assert _recorded(live, report)["passed"] is False

@@ -10,7 +10,8 @@ _ERRORS = {
     "400": ("bad_json", "Not JSON, not an object, duplicate keys, NaN, bad Unicode."),
     "401": ("signature", "Unknown tenant key or a signature that does not verify."),
     "403": ("policy", "Denied by the treaty: region, reputation, daily cap, treaty cap."),
-    "409": ("replay", "Nonce already used within 24 h."),
+    "409": ("replay", "Nonce already used within 24 h, or held by an order still in flight "
+                      "(PostgreSQL mode; the detail says when to retry)."),
     "413": ("too_large", "Body over 64 KiB."),
     "422": ("schema", "Schema violation (`schema`) or a deadline in the past (`expired`)."),
     "503": ("no_provider", "No provider filled the order after failover (or `ledger`)."),

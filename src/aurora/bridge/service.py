@@ -264,6 +264,11 @@ class BridgeService:
         self._policy_ms.observe(policy_ms)
         if admission.replay:
             self._outcomes["replay"].inc()
+            if admission.in_flight_until is not None:
+                return error(409, "replay", "nonce held by an order still in flight (no "
+                             "verdict recorded yet); its claim is resolved against the ledger "
+                             f"at {rfc3339_at(admission.in_flight_until)}: retry the same "
+                             "order after that")
             return error(409, "replay", "nonce already used within 24 h")
         decision = admission.decision
         assert decision is not None

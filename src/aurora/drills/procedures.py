@@ -11,6 +11,11 @@ verbatim inside the scratch copy; where a binary is missing the step is *skipped
 drill with a skipped step has not passed. Each drill is recorded in the ledger as a
 ``drill`` entry. The rollback drill also measures the RPO exposure: how many
 acknowledged orders a restore from the newest backup would lose right now.
+
+With the ledger in PostgreSQL there is no ``aurora rollback`` and no SQLite file for the
+seed's commands: both drills rehearse the runbook's procedure instead (restore a verified
+``.sql.gz`` dump into an empty database, here a scratch database on the live server that is
+dropped afterwards) and check the result the same way.
 """
 
 from __future__ import annotations
@@ -30,11 +35,20 @@ from aurora.home import Home
 from aurora.ledger import Ledger
 from aurora.ledger.audit import AuditReport, audit
 from aurora.ledger.backup import LATEST, gunzip_to, integrity_check, restore, snapshot
+from aurora.ledger.errors import LedgerError
 from aurora.ledger.files import load_verifier, origin
-from aurora.ledger.rollback import SCRATCH, Say, emergency_rollback, sidecar
+from aurora.ledger.rollback import (
+    SCRATCH,
+    Say,
+    backups_newest_first,
+    emergency_rollback,
+    sidecar,
+)
+from aurora.ledger.storage import Location, ledger_location
 from aurora.wire import format_rfc3339, utc_now
 
 DAILY_NAME = "ledger-????????.db.gz"
+PG_SUFFIX = ".sql.gz"  # aurora.ledger.pgbackup.SUFFIX (not imported: it loads psycopg)
 StepOutcome = Literal["passed", "failed", "skipped"]
 
 
@@ -130,11 +144,11 @@ def _run(argv: list[str], cwd: Path, stdin: bytes | None = None
     return result
 
 
-def _audit(home: Home, db: Path, note: tuple[str, str] | None = None) -> AuditReport:
+def _audit(home: Home, db: Location, note: tuple[str, str] | None = None) -> AuditReport:
     return audit(db, [load_verifier(home)], origin=origin(home), checkpoint_note=note)
 
 
-def _root_at(home: Home, db: Path, size: int) -> str:
+def _root_at(home: Home, db: Location, size: int) -> str:
     with Ledger.open(home, db=db, readonly=True) as ledger:
         return ledger.consistency_proof(size, ledger.size()).old_root.hex()
 
@@ -154,6 +168,28 @@ def _orders_after(home: Home, size: int) -> tuple[int, int]:
     with Ledger.open(home, readonly=True) as live:
         orders = sum(1 for _ in live.scan(kinds="order", start_seq=size))
         return orders, live.size() - size
+
+
+def _check_restored(home: Home, scratch: Home, target: Location, backup_name: str,
+                    backup_size: int, report: DrillReport) -> str:
+    """A restored ledger verifies, holds the backup's tree (the root its sidecar records)
+    and that tree is a prefix of the live ledger; the RPO exposure goes in the report."""
+    recorded = sidecar(scratch.backups_dir / backup_name) or \
+        sidecar(home.backups_dir / backup_name)
+    root = _root_at(scratch, target, backup_size)
+    if recorded and (recorded.get("root_hash"), recorded.get("tree_size")) != \
+            (root, backup_size):
+        raise DrillFailed("the restored root differs from the backup's sidecar")
+    result = _audit(scratch, target)
+    prefix = _prefix_of_live(home, backup_size, root)
+    orders, entries = _orders_after(home, backup_size)
+    report.verified_after.update(tree_size=result.tree_size, root=result.root.hex(),
+                                 backup_tree_size=backup_size, backup_root=root,
+                                 prefix_of_live=True)
+    report.rpo.update(drill=report.drill, backup=backup_name, orders_lost=orders,
+                      entries_lost=entries)
+    return (f"verify-audit ok ({result.tree_size} entries); {prefix}; a restore now would "
+            f"lose {orders} acknowledged order(s), {entries} entries")
 
 
 def _record(home: Home, report: DrillReport) -> None:
@@ -178,6 +214,10 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
     live ledger, then the seed's raw rollback commands, each result verified; records a
     ``drill`` entry."""
     report = DrillReport("rollback", _drill_id("rollback"))
+    live = ledger_location(home)
+    if not isinstance(live, Path):
+        return _postgres_drill(home, live, report, backups_newest_first(
+            home.backups_dir, PG_SUFFIX), say, record=record)
     with scratch_home(home, report.drill_id) as scratch:
         db = scratch_db(scratch)
         live_size = [0]
@@ -208,19 +248,10 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
             return f"{LATEST} is a copy of {chosen['file']}"
 
         def verify_after() -> str:
-            result = _audit(scratch, db)
-            root = _root_at(scratch, db, chosen["tree_size"])
-            if root != chosen["root"]:
+            if _root_at(scratch, db, chosen["tree_size"]) != chosen["root"]:
                 raise DrillFailed("the restored ledger's root differs from the backup's")
-            prefix = _prefix_of_live(home, chosen["tree_size"], root)
-            orders, entries = _orders_after(home, chosen["tree_size"])
-            report.verified_after.update(tree_size=result.tree_size, root=result.root.hex(),
-                                         backup_tree_size=chosen["tree_size"],
-                                         backup_root=root, prefix_of_live=True)
-            report.rpo.update(drill="rollback", backup=chosen["file"],
-                              orders_lost=orders, entries_lost=entries)
-            return (f"verify-audit ok ({result.tree_size} entries); {prefix}; a restore now "
-                    f"would lose {orders} acknowledged order(s), {entries} entries")
+            return _check_restored(home, scratch, db, chosen["file"], chosen["tree_size"],
+                                   report)
 
         def seed_raw_commands() -> str:
             raw = scratch.root / "seed"
@@ -252,8 +283,8 @@ def rollback_drill(home: Home, say: Say = lambda _: None, *, record: bool = True
 # --- the restore (data recovery) drill -------------------------------------------------------
 
 
-def newest_daily(backups: Path) -> Path | None:
-    daily = sorted(backups.glob(DAILY_NAME))
+def newest_daily(backups: Path, suffix: str = ".db.gz") -> Path | None:
+    daily = sorted(backups.glob(DAILY_NAME.replace(".db.gz", suffix)))
     return daily[-1] if daily else None
 
 
@@ -263,6 +294,11 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
     audit_log table dumped into another database and verified, and a full restore of the
     backup verified; records a ``drill`` entry."""
     report = DrillReport("restore", _drill_id("restore"))
+    live = ledger_location(home)
+    if not isinstance(live, Path):
+        daily = backup_file or newest_daily(home.backups_dir, PG_SUFFIX)
+        return _postgres_drill(home, live, report, [daily] if daily else [], say,
+                               record=record)
     source = backup_file or newest_daily(home.backups_dir)
     with scratch_home(home, report.drill_id) as scratch:
         facts: dict[str, Any] = {}
@@ -308,25 +344,56 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
         def full_restore() -> str:
             target = scratch.data_dir / "restored.db"
             info = restore(scratch, facts["copy"], db=target)
-            recorded = facts["sidecar"]
-            root = _root_at(scratch, target, info.tree_size)
-            if recorded and (recorded.get("root_hash"), recorded.get("tree_size")) != \
-                    (root, info.tree_size):
-                raise DrillFailed("the restored root differs from the backup's sidecar")
-            result = _audit(scratch, target)
-            prefix = _prefix_of_live(home, info.tree_size, root)
-            orders, entries = _orders_after(home, info.tree_size)
-            report.verified_after.update(tree_size=result.tree_size, root=result.root.hex(),
-                                         backup_tree_size=info.tree_size, backup_root=root,
-                                         prefix_of_live=True)
-            report.rpo.update(drill="restore", backup=info.file, orders_lost=orders,
-                              entries_lost=entries)
-            return f"aurora ledger restore: verify-audit ok ({result.tree_size} entries); {prefix}"
+            return "aurora ledger restore: " + _check_restored(home, scratch, target, info.file,
+                                                               info.tree_size, report)
 
         if report.step("pick the daily backup", pick, say):
             report.step("PRAGMA integrity_check of the backup", integrity, say)
             report.step("restore one table (.dump audit_log)", dump_table, say)
             report.step("restore the backup and verify", full_restore, say)
+    if record:
+        _record(home, report)
+    return report
+
+
+# --- both drills with the ledger in PostgreSQL -----------------------------------------------
+
+
+def _postgres_drill(home: Home, live: str, report: DrillReport, candidates: list[Path],
+                    say: Say, *, record: bool) -> DrillReport:
+    """The runbook's PostgreSQL restore on a scratch database of the live server: the first
+    of ``candidates`` that verifies is restored into it (``aurora ledger restore``, which
+    checks the dump in yet another scratch database against its seal first), then the
+    result is checked like a SQLite restore. The scratch database is dropped afterwards."""
+    from aurora.ledger.pgbackup import scratch_database
+
+    with scratch_home(home, report.drill_id) as scratch, scratch_database(live) as target:
+        chosen: dict[str, Any] = {}
+
+        def restore_newest() -> str:
+            if not candidates:
+                raise DrillFailed(f"no {'daily ' if report.drill == 'restore' else ''}"
+                                  f"PostgreSQL backup (ledger-*{PG_SUFFIX}) in "
+                                  f"{home.backups_dir}")
+            skipped = []
+            for candidate in candidates:
+                try:
+                    info = restore(scratch, candidate, db=target)
+                except LedgerError as exc:
+                    skipped.append(f"skipped {candidate.name}: {exc}")
+                    continue
+                chosen.update(file=info.file, tree_size=info.tree_size)
+                return "; ".join([*skipped, f"restored {info.file} into an empty database: "
+                                  f"{info.tree_size} entries"])
+            raise DrillFailed("no backup verifies: " + "; ".join(skipped))
+
+        def verify_after() -> str:
+            return _check_restored(home, scratch, target, chosen["file"], chosen["tree_size"],
+                                   report)
+
+        if report.step("restore the newest verified backup into an empty database "
+                       "(aurora ledger restore)", restore_newest, say):
+            report.step("ledger verified afterwards", verify_after, say)
     if record:
         _record(home, report)
     return report

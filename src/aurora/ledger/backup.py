@@ -192,6 +192,38 @@ def append_manifest(out_dir: Path, info: BackupInfo) -> None:
         os.fsync(fh.fileno())
 
 
+def verify_backup(home: Home, path: Path) -> AuditReport:
+    """Audit a backup file without restoring it, whichever store wrote it: a SQLite copy
+    (``.db.gz``) unpacked beside the home's data, or a PostgreSQL dump (``.sql.gz``) loaded
+    into a scratch database of the home's server; either must be fully covered by its own
+    signed checkpoint (the dump's seal, ``<file>.checkpoint``)."""
+    from aurora.ledger.pgbackup import SUFFIX, verify_dump
+
+    if path.name.endswith(SUFFIX):
+        location = ledger_location(home)
+        if isinstance(location, Path):
+            raise BackupError(f"{path.name} is a PostgreSQL dump: verifying it needs a "
+                              "PostgreSQL database_url (a server to load it into)")
+        seal_file = path.with_name(f"{path.name}.checkpoint")
+        if not seal_file.is_file():
+            raise BackupError(f"{path.name} has no seal ({seal_file.name})")
+        return verify_dump(path, location, home, seal_file.read_text(encoding="utf-8"))[0]
+    with tempfile.TemporaryDirectory(prefix=".verify-", dir=home.data_dir) as tmp:
+        raw = Path(tmp) / "copy.db"
+        gunzip_to(path, raw)
+        return verify_database_copy(raw, home, require_full_signature=True)
+
+
+def backup_suffix(home: Home, db: str | os.PathLike[str] | None = None) -> str:
+    """How this home's ledger backups end: ``.db.gz`` (a copy of the SQLite file) or
+    ``.sql.gz`` (a dump of the PostgreSQL tables)."""
+    if isinstance(ledger_location(home, db), Path):
+        return ".db.gz"
+    from aurora.ledger.pgbackup import SUFFIX
+
+    return SUFFIX
+
+
 def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
            out_dir: Path | None = None, name: str | None = None) -> BackupInfo:
     """Take, verify and record one backup; return what the manifest says about it."""

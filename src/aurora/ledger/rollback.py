@@ -37,17 +37,20 @@ def sidecar(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def backups_newest_first(backups: Path) -> list[Path]:
-    """Every ledger backup, the largest tree (then the newest file) first; the
-    ``ledger-latest`` copy last, as a fallback only."""
-    found = [p for p in backups.glob("ledger-*.db.gz") if p.is_file() and p.name != LATEST]
+def backups_newest_first(backups: Path, suffix: str = ".db.gz") -> list[Path]:
+    """Every ledger backup (of SQLite, or ``suffix=".sql.gz"``: PostgreSQL dumps), the
+    largest tree (then the newest file) first; the ``ledger-latest`` copy last, as a
+    fallback only."""
+    latest_name = LATEST.replace(".db.gz", suffix)
+    found = [p for p in backups.glob(f"ledger-*{suffix}")
+             if p.is_file() and p.name != latest_name]
 
     def key(path: Path) -> tuple[int, float]:
         size = sidecar(path).get("tree_size")
         return (size if isinstance(size, int) else -1, path.stat().st_mtime)
 
     ordered = sorted(found, key=key, reverse=True)
-    latest = backups / LATEST
+    latest = backups / latest_name
     return ordered + ([latest] if latest.is_file() else [])
 
 

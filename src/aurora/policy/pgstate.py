@@ -339,10 +339,14 @@ class PgTreatyState:
                  denied is None, _exact(quota.per_tenant_daily_gpu_hours),
                  _exact(quota.total_gpu_hours)))
             row = await cursor.fetchone()
-        assert row is not None
-        outcome, today, period, reservation_id = row
-        if outcome == "replay":
-            return Admission(True, None, None)
+            assert row is not None
+            outcome, today, period, reservation_id = row
+            if outcome == "replay":
+                cursor = await conn.execute(
+                    "SELECT lease_until FROM treaty_nonces WHERE tenant_id = %s "
+                    "AND nonce = %s", (tenant_id, nonce))
+                held = await cursor.fetchone()
+                return Admission(True, None, None, in_flight_until=held[0] if held else None)
         if outcome == "standing":
             assert denied is not None
             return Admission(False, denied, None)
@@ -362,6 +366,7 @@ class PgTreatyState:
             return
         async with self._conn() as conn:
             await conn.execute("SELECT treaty_release(%s)", (reservation.ref,))
+            await self._read_usage(conn)
         reservation.released = True
 
     def fresh(self, admitted_at: float, now: float) -> bool:
@@ -383,6 +388,16 @@ class PgTreatyState:
             if row is not None:
                 await conn.execute("SELECT treaty_resolve(%s, %s, %s, %s)",
                                    (tenant_id, nonce, row[0], row[1]))
+                await self._read_usage(conn)
+
+    async def _read_usage(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """After giving hours back (rare paths: no provider, a failed append): the gauge
+        follows at once instead of overstating the usage until the next prune."""
+        cursor = await conn.execute("SELECT used FROM treaty_usage WHERE scope = 'treaty' "
+                                    "AND key = %s", (self.treaty.treaty_id,))
+        row = await cursor.fetchone()
+        if row is not None:
+            self._treaty_usage = float(row[0])
 
     # --- background work ----------------------------------------------------------------------
 

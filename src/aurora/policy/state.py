@@ -50,6 +50,9 @@ class Admission:
     replay: bool
     decision: Decision | None
     reservation: Reservation | None
+    # a replay of a claim with no verdict recorded yet (PostgreSQL mode): its lease ends
+    # then, and the claim is resolved against the ledger (spent, or free again)
+    in_flight_until: float | None = None
 
 
 @dataclass

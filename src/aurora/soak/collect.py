@@ -23,7 +23,6 @@ from __future__ import annotations
 import glob
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -35,7 +34,7 @@ from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger import Ledger, LedgerError
 from aurora.ledger.audit import audit
-from aurora.ledger.backup import gunzip_to, verify_database_copy
+from aurora.ledger.backup import verify_backup
 from aurora.ledger.files import load_verifier, origin
 from aurora.ledger.merkle import verify_consistency
 from aurora.ledger.note import Checkpoint, open_checkpoint
@@ -173,13 +172,10 @@ def backup_problems(home: Home, ledger: Ledger, record: TaskRecord) -> list[str]
         return problems
     info = record.detail.get("backup") or {}
     path = home.backups_dir / str(info.get("file"))
-    with tempfile.TemporaryDirectory(prefix=".gate-", dir=home.data_dir) as tmp:
-        raw = Path(tmp) / "copy.db"
-        try:
-            gunzip_to(path, raw)
-            report = verify_database_copy(raw, home, require_full_signature=True)
-        except LedgerError as exc:
-            return [f"{path.name} does not verify: {exc}"]
+    try:
+        report = verify_backup(home, path)
+    except LedgerError as exc:
+        return [f"{path.name} does not verify: {exc}"]
     if (report.tree_size, report.root.hex()) != (info.get("tree_size"), info.get("root_hash")):
         return [f"{path.name}: tree {report.tree_size}/{report.root.hex()[:12]}… differs from "
                 "the recorded one"]

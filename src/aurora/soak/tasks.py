@@ -103,10 +103,10 @@ def smoke(ctx: TaskContext) -> TaskOutcome:
                        log_path=path)
 
 
-def _backup(ctx: TaskContext, name: str) -> tuple[BackupInfo, list[Path]]:
-    from aurora.ledger.backup import backup
+def _backup(ctx: TaskContext, stem: str) -> tuple[BackupInfo, list[Path]]:
+    from aurora.ledger.backup import backup, backup_suffix
 
-    info = backup(ctx.home, name=name)
+    info = backup(ctx.home, name=stem + backup_suffix(ctx.home))
     target = ctx.home.backups_dir / info.file
     ctx.say(f"backup {target}: {info.tree_size} entries, root {info.root_hash}, "
             f"sha256 {info.sha256} (verified)")
@@ -114,20 +114,21 @@ def _backup(ctx: TaskContext, name: str) -> tuple[BackupInfo, list[Path]]:
 
 
 def daily_backup(ctx: TaskContext) -> TaskOutcome:
-    """The seed's `.backup` + `gzip` as an online, verified backup: ledger-YYYYMMDD.db.gz."""
-    info, files = _backup(ctx, f"ledger-{ctx.slot.datestamp}.db.gz")
+    """The seed's `.backup` + `gzip` as an online, verified backup: ledger-YYYYMMDD.db.gz
+    (ledger-YYYYMMDD.sql.gz, a dump, in PostgreSQL mode)."""
+    info, files = _backup(ctx, f"ledger-{ctx.slot.datestamp}")
     return TaskOutcome(True, f"{info.file}: {info.tree_size} entries, verified", files,
                        {"backup": info.to_json()})
 
 
-_PERIODIC = re.compile(r"^ledger-\d{8}-\d{6}\.db\.gz$")
+_PERIODIC = re.compile(r"^ledger-\d{8}-\d{6}\.(db|sql)\.gz$")
 
 
 def rpo_backup(ctx: TaskContext) -> TaskOutcome:
     """The orchestrator's periodic backup (RPO 15 min of soak clock). Only the newest few
     files stay on disk; the evidence of every one stays in the ledger. Its record is kept
     small: a soak writes 96 a day, and every backup re-verifies the whole ledger."""
-    info, files = _backup(ctx, f"ledger-{ctx.slot.at:%Y%m%d-%H%M%S}.db.gz")
+    info, files = _backup(ctx, f"ledger-{ctx.slot.at:%Y%m%d-%H%M%S}")
     # only files this soak's own periodic backups wrote, never a daily or the stack's
     earlier = [resolve(ctx.home, f.path) for r in ctx.state.records("rpo-backup")
                for f in r.files if _PERIODIC.match(Path(f.path).name)]
