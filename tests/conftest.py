@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +14,19 @@ from support import (  # noqa: F401  (re-exported)
     PgCluster,
     free_port,
     make_home,
+    session_cluster,
+    stop_session_cluster,
+    suite_backend,
     tools_check,
 )
+
+
+def pytest_report_header() -> str:
+    return f"aurora test backend: {suite_backend()} (AURORA_TEST_BACKEND)"
+
+
+def pytest_sessionfinish() -> None:
+    stop_session_cluster()  # the PostgreSQL cluster, by PID, if the session started one
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -22,27 +34,33 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh, initialised Aurora home; AURORA_HOME points at it for the test."""
-    root = make_home(tmp_path / "home")
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+         request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh, initialised Aurora home; AURORA_HOME points at it for the test (on the
+    suite's backend, or on SQLite for a test marked ``sqlite_mode``)."""
+    sqlite_mode = request.node.get_closest_marker("sqlite_mode") is not None
+    root = make_home(tmp_path / "home", **({"database_url": ""} if sqlite_mode else {}))
     monkeypatch.setenv("AURORA_HOME", str(root))
     monkeypatch.delenv("AURORA_LEDGER_DB", raising=False)
     monkeypatch.delenv("AURORA_CONFIG_DIR", raising=False)
     monkeypatch.delenv("AURORA_TREATY_FILE", raising=False)
+    monkeypatch.delenv("AURORA_DATABASE_URL", raising=False)
     yield root
+    url = json.loads((root / "config" / "stack.json").read_text()).get("database_url")
+    if url and suite_backend() == "postgresql":
+        session_cluster().drop(url)  # per-test databases would fill the disk over a run
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """One throwaway PostgreSQL cluster for the test session (missing PostgreSQL fails)."""
+def pg_cluster() -> PgCluster:
+    """One throwaway PostgreSQL cluster for the test session (missing PostgreSQL fails;
+    stopped at the session's end)."""
     from aurora.errors import AuroraError
 
     try:
-        cluster = PgCluster()
+        return session_cluster()
     except AuroraError as exc:
         pytest.fail(f"cannot start PostgreSQL for the tests: {exc}")
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

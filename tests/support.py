@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -51,8 +53,42 @@ def tools_check(item: pytest.Item) -> None:
 
 
 
+# `AURORA_TEST_BACKEND=postgresql make test` runs the whole suite in PostgreSQL mode: every
+# home gets a fresh database of one session cluster as its database_url (ledger and treaty
+# state), unless the test names its own. The default, sqlite, is what CI runs.
+TEST_BACKEND_ENV = "AURORA_TEST_BACKEND"
+TEST_BACKENDS = ("sqlite", "postgresql")
+
+
+def suite_backend() -> str:
+    """The store a home gets when its test does not choose one."""
+    value = os.environ.get(TEST_BACKEND_ENV) or "sqlite"
+    if value not in TEST_BACKENDS:
+        raise pytest.UsageError(f"{TEST_BACKEND_ENV}={value!r}: use one of {TEST_BACKENDS}")
+    return value
+
+
+_cluster: PgCluster | None = None
+
+
+def session_cluster() -> PgCluster:
+    """The session's throwaway PostgreSQL cluster, started at first use."""
+    global _cluster
+    if _cluster is None:
+        _cluster = PgCluster()
+    return _cluster
+
+
+def stop_session_cluster() -> None:
+    global _cluster
+    if _cluster is not None:
+        _cluster.stop()
+        _cluster = None
+
+
 def make_home(root: Path, **stack_overrides: object) -> Path:
-    """A copy of the project's configuration in ``root`` with its own free ports and keys."""
+    """A copy of the project's configuration in ``root`` with its own free ports and keys
+    (and, in PostgreSQL test mode, its own database unless ``database_url`` is given)."""
     for part in ("config", "templates", "schemas"):
         shutil.copytree(REPO / part, root / part)
     shutil.copytree(REPO / "ops", root / "ops", ignore=shutil.ignore_patterns(
@@ -64,6 +100,8 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
         stack[name] = free_port()
     stack["replica_metrics_port"] = free_port_run(4)  # replicas 2..5
     stack["split_metrics_port"] = free_port_run(12)  # a canary's two groups of up to 4
+    if "database_url" not in stack_overrides and suite_backend() == "postgresql":
+        stack["database_url"] = session_cluster().database(initialised=True)
     stack.update(stack_overrides)
     (root / "config" / "stack.json").write_text(json.dumps(stack, indent=2))
     from aurora.home import Home
@@ -71,6 +109,10 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
 
     init_home(Home(root))
     return root
+
+
+def _database_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1].split("?", 1)[0]
 
 
 class PgCluster:
@@ -123,6 +165,17 @@ class PgCluster:
         self._admin(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.url(name)
 
+    def copy(self, url: str) -> str:
+        """A new database of this cluster holding what ``url``'s holds (nobody connected)."""
+        self._count += 1
+        name = f"t{self._count}"
+        self._admin(f"CREATE DATABASE {name} TEMPLATE {_database_name(url)}")
+        return self.url(name)
+
+    def drop(self, url: str) -> None:
+        """Drop a database made by ``database()`` (its connections are closed first)."""
+        self._admin(f"DROP DATABASE IF EXISTS {_database_name(url)} WITH (FORCE)")
+
     def stop_server(self) -> None:
         """Stop the server (fast shutdown, by PID), keeping its data: a PostgreSQL outage."""
         from aurora.db import cluster
@@ -138,3 +191,37 @@ class PgCluster:
     def stop(self) -> None:
         self.stop_server()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def raw_sql(path: Path | str, *statements: str, params: tuple[object, ...] = ()) -> None:
+    """What an attacker with write access to the database can do: triggers are dropped
+    first. Statements are SQLite's; for PostgreSQL, ``?`` and ``zeroblob(n)`` are
+    translated and the triggers and CHECK constraints are removed."""
+    if isinstance(path, str):
+        _raw_pg(path, statements, params)
+        return
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for table in ("audit_log", "merkle_hashes", "checkpoints"):
+            for op in ("update", "delete"):
+                conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op}")
+        for statement in statements:
+            conn.execute(statement, params if "?" in statement else ())
+    finally:
+        conn.close()
+
+
+def _raw_pg(url: str, statements: tuple[str, ...], params: tuple[object, ...]) -> None:
+    from aurora.db.postgres import connect
+
+    with connect(url) as conn:
+        for table in ("audit_log", "merkle_hashes", "checkpoints"):
+            conn.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            conn.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+        conn.execute("ALTER TABLE audit_log DROP CONSTRAINT IF EXISTS audit_log_seq_check")
+        for statement in statements:
+            sql = re.sub(r"zeroblob\((\d+)\)", r"decode(repeat('00', \1), 'hex')", statement)
+            if "?" in sql:
+                conn.execute(sql.replace("?", "%s"), params)
+            else:
+                conn.execute(sql)

@@ -13,7 +13,7 @@ from aurora.config import load_stack
 from aurora.db import schema
 from aurora.db.postgres import DatabaseError, DatabaseUnavailableError, connect, redact
 from aurora.home import Home
-from support import PgCluster, free_port
+from support import REPO, PgCluster, free_port
 
 
 def aurora(*args: str, env_home: Path) -> subprocess.CompletedProcess[str]:
@@ -27,6 +27,9 @@ def aurora(*args: str, env_home: Path) -> subprocess.CompletedProcess[str]:
 def test_database_url_defaults_to_sqlite_and_env_overrides(home: Path,
                                                            monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
+    # the shipped configuration (a test home may be on PostgreSQL: AURORA_TEST_BACKEND)
+    assert json.loads((REPO / "config" / "stack.json").read_text())["database_url"] == ""
+    monkeypatch.setenv("AURORA_DATABASE_URL", "")
     assert load_stack(Home(home)).database_url == ""
     monkeypatch.setenv("AURORA_DATABASE_URL", "postgresql://a@127.0.0.1:5/x")
     assert load_stack(Home(home)).database_url == "postgresql://a@127.0.0.1:5/x"

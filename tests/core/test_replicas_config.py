@@ -24,6 +24,7 @@ def _aurora(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, env={**os.environ, "AURORA_HOME": str(home)})
 
 
+@pytest.mark.sqlite_mode
 def test_replicas_without_postgres_are_refused_in_one_line_and_nothing_starts(home: Path
                                                                               ) -> None:
     result = _aurora(home, "up", "--replicas", "2", "--no-observatory", "--no-traffic")

@@ -284,6 +284,7 @@ def test_gate_report_counts_major_incidents_without_drills(aurora_home: Home,
     assert report.to_json()["major_incidents"] == 1
 
 
+@pytest.mark.sqlite_mode
 def test_index_follows_a_replaced_ledger(aurora_home: Home, clock: FakeClock) -> None:
     """After the ledger is restored from an older backup, the index is rebuilt from it."""
     with IncidentStore.open(aurora_home, write=True, clock=clock) as store:

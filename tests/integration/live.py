@@ -115,12 +115,13 @@ class LiveStack:
 
 
 @contextmanager
-def running_stack(root: Path, **options: Any) -> Iterator[LiveStack]:
+def running_stack(root: Path, *, stack: dict[str, Any] | None = None,
+                  **options: Any) -> Iterator[LiveStack]:
     """A fresh home under ``root`` with the whole stack up; stopped by PID whatever happens.
 
     AURORA_HOME points at the home while the stack runs (the CLI and the report script read
-    it); ``options`` override the ``UpOptions`` below."""
-    home = Home(make_home(root))
+    it); ``stack`` overrides config/stack.json, ``options`` the ``UpOptions`` below."""
+    home = Home(make_home(root, **(stack or {})))
     previous = os.environ.get("AURORA_HOME")
     os.environ["AURORA_HOME"] = str(home.root)
     try:

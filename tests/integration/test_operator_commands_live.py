@@ -109,7 +109,9 @@ def op(tmp_path_factory: pytest.TempPathFactory, gnupghome: tuple[Path, str]
     keyring, key = gnupghome
     user = root / "user"  # $HOME: `make up` writes ~/.curlrc
     user.mkdir()
-    with running_stack(root / "home", extra_env=BRIDGE_ENV) as live:
+    # the seed's and the runbook's commands as written: the SQLite default (its sqlite3
+    # commands, .db.gz backups, aurora rollback), also under AURORA_TEST_BACKEND=postgresql
+    with running_stack(root / "home", stack={"database_url": ""}, extra_env=BRIDGE_ENV) as live:
         for name in CHECKOUT:
             (live.home.root / name).symlink_to(REPO / name)
         env = {**os.environ, "AURORA_HOME": str(live.home.root), "HOME": str(user),

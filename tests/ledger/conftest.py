@@ -12,12 +12,17 @@ from aurora.home import Home
 from aurora.ledger import Ledger
 from aurora.ledger.note import Verifier
 from aurora.ledger.storage import Location, ledger_location
+from support import suite_backend
 
 
 @pytest.fixture
-def backend() -> str:
-    """Where the ledger lives; tests marked ``@both`` (ledger_support) run on each."""
-    return "sqlite"
+def backend(request: pytest.FixtureRequest) -> str:
+    """Where the ledger lives; tests marked ``@both`` (ledger_support) run on each, the
+    others on the suite's backend (AURORA_TEST_BACKEND) or, marked ``sqlite_mode``, on
+    SQLite."""
+    if request.node.get_closest_marker("sqlite_mode") is not None:
+        return "sqlite"
+    return suite_backend()
 
 
 @pytest.fixture
@@ -27,6 +32,8 @@ def home(home: Path, backend: str, request: pytest.FixtureRequest,
     the test runs on the PostgreSQL backend."""
     if backend == "postgresql":
         monkeypatch.setenv("AURORA_DATABASE_URL", request.getfixturevalue("pg_ledger_url"))
+    else:  # the SQLite file, whatever the suite's backend
+        monkeypatch.setenv("AURORA_DATABASE_URL", "")
     return home
 
 

@@ -207,6 +207,7 @@ def test_signing_key_must_match_the_published_vkey(home: Path) -> None:
         Ledger.open(home)
 
 
+@pytest.mark.sqlite_mode
 def test_readonly_open_of_a_missing_database(home: Path) -> None:
     with pytest.raises(LedgerDatabaseError, match="no ledger database"):
         Ledger.open(home, readonly=True)
@@ -229,6 +230,7 @@ def test_corrupt_and_foreign_databases_are_refused_untouched(home: Path, tmp_pat
         Ledger.open(home, db=foreign)
 
 
+@pytest.mark.sqlite_mode
 def test_a_table_only_copy_cannot_be_appended_to(home: Path, ledger: Ledger, db: Path,
                                                  tmp_path: Path) -> None:
     fill(ledger, 4)
@@ -266,6 +268,7 @@ def test_closed_ledger_refuses_appends(home: Path) -> None:
         ledger.append(Entry(kind="note"))
 
 
+@pytest.mark.sqlite_mode
 def test_append_only_at_the_database_level(ledger: Ledger, db: Path) -> None:
     fill(ledger, 2)
     conn = sqlite3.connect(db)

@@ -93,6 +93,7 @@ def test_tampering_is_found_at_the_first_bad_leaf(name: str, filled: Path,
     assert str(caught.value).startswith("AUDIT LOG TAMPERED")
 
 
+@pytest.mark.sqlite_mode
 def test_rewriting_every_hash_is_caught_by_the_signed_checkpoint(home: Path, filled: Path,
                                                                  verifier: Verifier) -> None:
     # An attacker who edits a payload and recomputes every hash still cannot sign.
@@ -149,6 +150,7 @@ def test_unsigned_tail_is_a_warning_not_tampering(home: Path, filled: Path,
                for w in report.warnings)  # type: ignore[attr-defined]
 
 
+@pytest.mark.sqlite_mode
 def test_a_rolled_back_database_warns(home: Path, filled: Path, verifier: Verifier,
                                       tmp_path: Path) -> None:
     older = tmp_path / "older.db"
@@ -160,6 +162,7 @@ def test_a_rolled_back_database_warns(home: Path, filled: Path, verifier: Verifi
     assert any("rolled back" in w for w in report.warnings)  # type: ignore[attr-defined]
 
 
+@pytest.mark.sqlite_mode
 def test_table_only_copy_is_verified_from_payloads(home: Path, filled: Path,
                                                    verifier: Verifier, tmp_path: Path,
                                                    cli: Cli) -> None:

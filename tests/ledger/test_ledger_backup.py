@@ -24,6 +24,9 @@ from aurora.ledger.backup import LATEST, backup, restore, verify_database_copy
 Cli = Callable[..., CliResult]
 REPO = Path(__file__).resolve().parents[2]
 
+# the SQLite file's backups (PostgreSQL's: test_ledger_pgbackup.py)
+pytestmark = pytest.mark.sqlite_mode
+
 
 @pytest.fixture
 def filled(home: Path) -> Home:

@@ -127,6 +127,7 @@ def test_missing_private_key(filled: Path, cli: Cli) -> None:
     assert cli("root").code == 0
 
 
+@pytest.mark.sqlite_mode
 def test_missing_and_corrupt_databases(home: Path, cli: Cli, tmp_path: Path) -> None:
     one_error_line(cli("root"), 2, "no ledger database")
     one_error_line(cli("verify-audit"), 2, "no ledger database")
@@ -153,6 +154,7 @@ def test_checkpoint_signed_by_another_key(filled: Path, cli: Cli, tmp_path: Path
                    "not signed by a trusted key")
 
 
+@pytest.mark.sqlite_mode
 def test_verify_proof_offline(filled: Path, cli: Cli, tmp_path: Path) -> None:
     cli("checkpoint")
     inclusion = tmp_path / "inclusion.json"

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from ledger_support import both
 
 from aurora.home import Home
@@ -96,6 +97,7 @@ def test_concurrent_processes_share_one_order(home: Path) -> None:
     assert sorted(acked) == list(range(240))
 
 
+@pytest.mark.sqlite_mode
 def test_a_closed_ledger_is_one_self_contained_file(home: Path, tmp_path: Path) -> None:
     """Closing a writer folds the WAL into the database, even while another process's reader
     (the bridge's provenance auditor, the incident receiver) still has the file open: a copy

@@ -40,6 +40,7 @@ def _listing(root: Path) -> dict[str, bytes]:
             for p in sorted(root.rglob("*"))}
 
 
+@pytest.mark.sqlite_mode
 def test_restore_of_a_gzip_bomb_refuses_early_and_touches_nothing(filled: Home, cli: Cli,
                                                                   tmp_path: Path) -> None:
     bomb = tmp_path / "ledger-bomb.db.gz"

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from ledger_support import CliResult, fill, raw_sql
 
 from aurora.ledger import Ledger
@@ -19,6 +20,7 @@ def heads(home: Path, db: str | None = None) -> tuple[list[tuple[int, bytes, str
                 reader.size())
 
 
+@pytest.mark.sqlite_mode
 def test_sqlite_to_postgresql_and_back(home: Path, cli: Cli, pg_ledger_url: str,
                                        tmp_path: Path) -> None:
     with Ledger.open(home, checkpoint_every=0) as ledger:
@@ -54,6 +56,7 @@ def test_sqlite_to_postgresql_and_back(home: Path, cli: Cli, pg_ledger_url: str,
     assert audited["ok"] and audited["tree_size"] == 38
 
 
+@pytest.mark.sqlite_mode
 def test_refuses_a_target_that_holds_a_ledger(home: Path, cli: Cli, pg_ledger_url: str
                                               ) -> None:
     with Ledger.open(home) as ledger:
@@ -65,6 +68,7 @@ def test_refuses_a_target_that_holds_a_ledger(home: Path, cli: Cli, pg_ledger_ur
     assert heads(home, pg_ledger_url)[1] == 2  # untouched
 
 
+@pytest.mark.sqlite_mode
 def test_refuses_a_tampered_source(home: Path, cli: Cli, db: Path, pg_ledger_url: str) -> None:
     with Ledger.open(home) as ledger:
         fill(ledger, 5)

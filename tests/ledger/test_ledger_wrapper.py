@@ -25,7 +25,7 @@ def test_verify_audit_from_the_repo_root_and_through_a_symlink(home: Path,
     with Ledger.open(home) as ledger:
         fill(ledger, 5)
     env = {"PATH": "/usr/bin:/bin", "AURORA_HOME": str(home)}  # nothing but the venv
-    if url := os.environ.get("AURORA_DATABASE_URL"):
+    if (url := os.environ.get("AURORA_DATABASE_URL")) is not None:
         env["AURORA_DATABASE_URL"] = url
     result = run(["./ops/bin/remembrancer", "verify-audit"], REPO, env)
     assert result.returncode == 0, result.stderr

@@ -20,6 +20,7 @@ def checks(home: Path, *names: str) -> dict[str, CheckResult]:
     return {r.name: r for r in run_checks(Home(home), only=names or None)}
 
 
+@pytest.mark.sqlite_mode
 def test_nothing_running_fails_cleanly_with_a_reason_per_check(home: Path) -> None:
     results = checks(home)
     assert list(results) == [
@@ -83,6 +84,7 @@ def _ledger(home: Path, newest: datetime) -> None:
         db.execute("INSERT INTO audit_log (ts) VALUES (?)", (format_rfc3339(newest),))
 
 
+@pytest.mark.sqlite_mode
 def test_ledger_integrity_and_a_clock_behind_the_ledger(home: Path) -> None:
     _ledger(home, datetime.now(UTC) + timedelta(hours=1))
     results = checks(home, "ledger integrity", "clock")
@@ -90,12 +92,14 @@ def test_ledger_integrity_and_a_clock_behind_the_ledger(home: Path) -> None:
     assert not results["clock"].ok and "in the future" in results["clock"].detail
 
 
+@pytest.mark.sqlite_mode
 def test_clock_after_the_ledger_passes(home: Path) -> None:
     _ledger(home, datetime.now(UTC) - timedelta(minutes=1))
     result = checks(home, "clock")["clock"]
     assert result.ok and "after the ledger's newest entry" in result.detail
 
 
+@pytest.mark.sqlite_mode
 def test_a_corrupt_ledger_is_a_failed_check_not_a_crash(home: Path) -> None:
     (home / "ops" / "data" / "remembrancer.db").write_bytes(b"not a database" * 100)
     result = checks(home, "ledger integrity")["ledger integrity"]
@@ -111,6 +115,7 @@ def test_table_has_one_line_per_check(home: Path) -> None:
     assert "2/2 checks pass" in text and text.count("PASS") == 2
 
 
+@pytest.mark.sqlite_mode
 def test_a_real_ledger_and_backup_pass_and_tampering_fails_verify_audit(home: Path) -> None:
     """With aurora.ledger's own CLI: append, checkpoint, back up; then rewrite a leaf."""
     import subprocess

@@ -4,6 +4,7 @@ and GnuPG keys. Every process a rehearsal starts is stopped by its PID file."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -18,13 +19,17 @@ from aurora.home import Home
 from aurora.soak.rehearsal import RehearsalOptions, RehearsalResult, rehearse
 from aurora.soak.runner import QuietHooks
 from aurora.stack import down
-from support import needs_tools
+from support import needs_tools, session_cluster, suite_backend
 
 REPO = Path(__file__).resolve().parents[2]
 # a rehearsal runs the real thing; `make test` installs these (make system-deps)
 NEEDS = [needs_tools("prometheus", "promtool", "prometheus-alertmanager|alertmanager", "gpg")]
 # one soak day in this many real seconds: 7 days in about two minutes
 DAY_SECONDS = 12.0
+# What the first test of a module using the shared rehearsal may wait: in PostgreSQL mode
+# each of a rehearsal's ~600 verified backups is a pg_dump loaded into a scratch database
+# (about 1 s on this machine, against milliseconds for a SQLite copy), so its days run long.
+REHEARSAL_TIMEOUT = 600 if suite_backend() == "sqlite" else 1800
 # The fill-rate drill fires the seed's first alert; the RTT drill runs in the default
 # rehearsal only: in a time-compressed stack its warning waits until the RTT burn-rate page
 # that inhibits it clears, a variable half minute this suite cannot afford.
@@ -87,4 +92,9 @@ def copy_home(source: Home, target: Path) -> Home:
             else set()
 
     shutil.copytree(source.root, target, symlinks=True, ignore=skip)
+    stack_file = target / "config" / "stack.json"
+    stack = json.loads(stack_file.read_text())
+    if stack.get("database_url"):  # PostgreSQL mode: the copy gets its own database
+        stack["database_url"] = session_cluster().copy(stack["database_url"])
+        stack_file.write_text(json.dumps(stack, indent=2))
     return Home(target)

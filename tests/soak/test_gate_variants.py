@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from aurora import gpg
 from aurora.home import Home
+from aurora.ledger import Ledger
+from aurora.ledger.storage import ledger_location
 from aurora.soak.verdict import Verdict, run_gate
+from support import raw_sql
 
-from .conftest import NEEDS, Rehearsed, copy_home
+from .conftest import NEEDS, REHEARSAL_TIMEOUT, Rehearsed, copy_home
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, *NEEDS,
-              pytest.mark.timeout(600)]  # the first test also waits for the shared rehearsal
+              pytest.mark.timeout(REHEARSAL_TIMEOUT)]  # the first test also waits for it
 
 
 @pytest.fixture
@@ -109,13 +111,11 @@ def test_a_report_pdf_of_another_document_fails_the_governance_item(
 
 def test_a_tampered_ledger_row_fails_the_append_only_item(copy: Home,
                                                           rehearsal: Rehearsed) -> None:
-    db = sqlite3.connect(copy.ledger_db)
-    db.execute("DROP TRIGGER audit_log_no_update")  # what a deliberate attacker does
-    seq = db.execute("SELECT min(seq) FROM audit_log WHERE kind = 'order'").fetchone()[0]
-    db.execute("UPDATE audit_log SET payload = replace(payload, '\"gpu_hours\":', "
-               "'\"gpu_hours\":9') WHERE seq = ?", (seq,))
-    db.commit()
-    db.close()
+    with Ledger.open(copy, readonly=True) as ledger:
+        seq = next(iter(ledger.scan(kinds=("order",)))).seq
+    # what a deliberate attacker does: drop the append-only triggers, rewrite a row
+    raw_sql(ledger_location(copy), "UPDATE audit_log SET payload = replace(payload, "
+            "'\"gpu_hours\":', '\"gpu_hours\":9') WHERE seq = ?", params=(seq,))
     verdict = gate(copy, rehearsal)
     assert set(failing(verdict)) == {"ledger"}
     assert "AUDIT LOG TAMPERED" in failing(verdict)["ledger"]

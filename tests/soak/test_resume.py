@@ -32,7 +32,7 @@ KILL_DURING = "d1/0900/smoke"  # takes seconds: easy to catch in flight
 @pytest.fixture
 def soak_home(tmp_path: Path, signing_key: tuple[Path, str]
               ) -> Iterator[tuple[Home, dict[str, str]]]:
-    root = make_home(tmp_path / "home")
+    root = make_home(tmp_path / "home", database_url="")  # in_flight() reads the SQLite file
     keyring, key = signing_key
     env = {**os.environ, "AURORA_HOME": str(root), "GNUPGHOME": str(keyring),
            "AURORA_GPG_KEY": key}
