@@ -37,6 +37,7 @@ from aurora.ledger.audit import AuditReport, audit
 from aurora.ledger.backup import LATEST, gunzip_to, integrity_check, restore, snapshot
 from aurora.ledger.errors import LedgerError
 from aurora.ledger.files import load_verifier, origin
+from aurora.ledger.pgbackup import SUFFIX as PG_SUFFIX
 from aurora.ledger.rollback import (
     SCRATCH,
     Say,
@@ -48,7 +49,6 @@ from aurora.ledger.storage import Location, ledger_location
 from aurora.wire import format_rfc3339, utc_now
 
 DAILY_NAME = "ledger-????????.db.gz"
-PG_SUFFIX = ".sql.gz"  # aurora.ledger.pgbackup.SUFFIX (not imported: it loads psycopg)
 StepOutcome = Literal["passed", "failed", "skipped"]
 
 
@@ -311,7 +311,7 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
             with contextlib.suppress(FileNotFoundError):
                 shutil.copy2(source.with_name(source.name + ".json"),
                              copy.with_name(copy.name + ".json"))
-            facts.update(copy=copy, sidecar=sidecar(source))
+            facts.update(copy=copy)
             return f"{source.name} ({sidecar(source).get('tree_size', '?')} entries)"
 
         def integrity() -> str:
