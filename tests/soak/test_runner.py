@@ -3,6 +3,7 @@ and resumption after an interruption (no stack needed)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from datetime import date
@@ -12,6 +13,7 @@ import pytest
 
 from aurora.home import Home
 from aurora.ledger import Ledger
+from aurora.priority import HOUSEKEEPING_NICE
 from aurora.soak import runner
 from aurora.soak.evidence import load_state
 from aurora.soak.runner import QuietHooks, Runner
@@ -93,3 +95,23 @@ def test_one_orchestrator_per_soak(home: Path) -> None:
         with pytest.raises(runner.SoakBusy), runner.soak_lock(Home(home), "unit"):
             pass
     assert not runner.is_running(Home(home), "unit")
+
+
+def test_housekeeping_runs_below_the_stack_and_the_smoke_test_does_not(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Backups, reports, archives and audits yield the CPU to the stack being soaked; the
+    smoke test (which measures the stack) and the drills (which restart its services, who
+    would inherit a lowered priority) keep the runner's."""
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: dict[str, int] = {}
+
+    class Recording(StandIns):
+        def __call__(self, ctx: TaskContext) -> TaskOutcome:
+            seen[ctx.slot.task] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+            return super().__call__(ctx)
+
+    run(Home(home), Recording(), monkeypatch)
+    lowered = min(19, base + HOUSEKEEPING_NICE)
+    assert {t for t, n in seen.items() if n == lowered} >= {"backup", "daily-report", "archive",
+                                                            "health-check", "verify-audit"}
+    assert seen["smoke"] == base and seen["slo-check"] == base

@@ -193,6 +193,12 @@ def test_too_few_orders_is_no_verdict_and_too_little_judged_time_is_inconclusive
 def test_incidents() -> None:
     real = evaluate(replace(passing(), incidents=IncidentFacts(True, "x", major=1)))
     assert outcomes(real)["incidents"] == "fail"
+    # the reason names what opened, so a failed gate says which alert to look at
+    named = tuple(f"SEV2 TreatyFillRateLow opened 10:0{n}:00Z" for n in range(5))
+    five = evaluate(replace(passing(), incidents=IncidentFacts(True, "x", 5, named=named)))
+    assert five.item("incidents").reason == (
+        "5 SEV1/SEV2 incident(s): SEV2 TreatyFillRateLow opened 10:00:00Z; SEV2 "
+        "TreatyFillRateLow opened 10:01:00Z; SEV2 TreatyFillRateLow opened 10:02:00Z; 2 more")
     stray = evaluate(replace(passing(), incidents=IncidentFacts(True, "x", 0, ("INC-1",))))
     assert outcomes(stray)["incidents"] == "fail"
     gone = evaluate(replace(passing(), incidents=IncidentFacts(False, "no store")))

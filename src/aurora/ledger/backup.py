@@ -128,6 +128,18 @@ def verify_database_copy(path: Path, home: Home, *, require_full_signature: bool
     return report
 
 
+def verify_packed_copy(path: Path, home: Home, workdir: Path, *,
+                       require_full_signature: bool) -> AuditReport:
+    """``verify_database_copy`` of a ``.db.gz`` backup, unpacked into ``workdir`` (removed
+    afterwards)."""
+    raw = workdir / (path.name.removesuffix(".gz") + ".check")
+    gunzip_to(path, raw)
+    try:
+        return verify_database_copy(raw, home, require_full_signature=require_full_signature)
+    finally:
+        raw.unlink(missing_ok=True)
+
+
 def _gzip(source: Path, target: Path) -> None:
     with open(source, "rb") as src, open(target, "wb") as raw:
         with gzip.GzipFile(filename=source.name, mode="wb", fileobj=raw, compresslevel=6,
@@ -209,9 +221,7 @@ def verify_backup(home: Home, path: Path) -> AuditReport:
             raise BackupError(f"{path.name} has no seal ({seal_file.name})")
         return verify_dump(path, location, home, seal_file.read_text(encoding="utf-8"))[0]
     with tempfile.TemporaryDirectory(prefix=".verify-", dir=home.data_dir) as tmp:
-        raw = Path(tmp) / "copy.db"
-        gunzip_to(path, raw)
-        return verify_database_copy(raw, home, require_full_signature=True)
+        return verify_packed_copy(path, home, Path(tmp), require_full_signature=True)
 
 
 def backup_suffix(home: Home, db: str | os.PathLike[str] | None = None) -> str:

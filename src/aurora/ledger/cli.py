@@ -423,6 +423,9 @@ def backup_command(
     if interval is None:
         once()
         return
+    from aurora.priority import lower_this_thread
+
+    lower_this_thread()  # the stack's backup loop: housekeeping, never ahead of the bridge
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

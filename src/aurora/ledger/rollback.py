@@ -21,7 +21,7 @@ from typing import Any
 from aurora.digests import sha256_file
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport
-from aurora.ledger.backup import LATEST, gunzip_to, restore, verify_database_copy
+from aurora.ledger.backup import LATEST, restore, verify_packed_copy
 from aurora.ledger.errors import BackupError, LedgerError
 from aurora.ledger.storage import describe, ledger_location
 
@@ -60,12 +60,7 @@ def check_backup(home: Home, path: Path, workdir: Path) -> AuditReport:
     expected = sidecar(path).get("sha256")
     if expected is not None and expected != sha256_file(path):
         raise LedgerError(f"{path.name} does not match the sha256 in its sidecar")
-    raw = workdir / (path.name.removesuffix(".gz") + ".check")
-    gunzip_to(path, raw)
-    try:
-        return verify_database_copy(raw, home, require_full_signature=False)
-    finally:
-        raw.unlink(missing_ok=True)
+    return verify_packed_copy(path, home, workdir, require_full_signature=False)
 
 
 # --- the real thing --------------------------------------------------------------------------

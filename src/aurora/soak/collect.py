@@ -52,7 +52,7 @@ from aurora.soak.gate import (
 )
 from aurora.soak.schedule import DRILLS, GOVERNANCE, REQUIRED_DAYS, Slot
 from aurora.soak.state import SoakState, TaskRecord, to_soak_time
-from aurora.wire import parse_rfc3339, utc_now
+from aurora.wire import format_rfc3339, parse_rfc3339, utc_now
 
 PROMTOOL_TIMEOUT_S = 120
 
@@ -375,8 +375,10 @@ def incident_facts(home: Home, ledger: Ledger, state: SoakState, until: datetime
     detail = (f"incident_report: {report.major} SEV1/SEV2 outside drills, {report.drills} "
               f"drill incident(s); {len(attributed)} more opened by a drill's own alerts "
               "inside its recorded window")
+    named = tuple(f"{i.sev} {i.alertname} opened {format_rfc3339(i.opened_at)}"
+                  for i in major if i.id in real or i.id in stray)
     return IncidentFacts(True, detail, len(real), stray, {
-        "report": report.to_json(), "real": real, "attributed_to_drills": attributed})
+        "report": report.to_json(), "real": real, "attributed_to_drills": attributed}, named)
 
 
 # --- SLOs -------------------------------------------------------------------------------------

@@ -89,6 +89,8 @@ class IncidentFacts:
     major: int = 0  # SEV1 + SEV2, drills excluded
     stray_drill_tags: tuple[str, ...] = ()  # drill-tagged incidents outside every drill window
     evidence: dict[str, Any] = field(default_factory=dict)
+    # the counted ones, as a reader names them: "SEV2 TreatyFillRateLow opened 10:29:01Z"
+    named: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,11 @@ def judge_incidents(facts: IncidentFacts) -> Item:
     if total:
         extra = (f" (incl. {len(facts.stray_drill_tags)} tagged as drills outside any drill "
                  "window)") if facts.stray_drill_tags else ""
-        return Item(key, title, "fail", f"{total} SEV1/SEV2 incident(s){extra}", evidence)
+        shown = "; ".join(facts.named[:3]) + (f"; {len(facts.named) - 3} more"
+                                               if len(facts.named) > 3 else "")
+        which = f": {shown}" if shown else ""
+        return Item(key, title, "fail", f"{total} SEV1/SEV2 incident(s){extra}{which}",
+                    evidence)
     return Item(key, title, "pass", f"none during the soak (drills excluded: {facts.detail})",
                 evidence)
 

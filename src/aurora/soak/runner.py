@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from aurora.config import load_stack
 from aurora.errors import AuroraError
 from aurora.home import Home
+from aurora.priority import as_housekeeping
 from aurora.soak import tasks
 from aurora.soak.clock import CompressedClock, SoakClock, WallClock
 from aurora.soak.evidence import EvidenceLog, SoakNotFound, digest, load_state
@@ -115,6 +116,11 @@ TASKS: dict[str, tasks.Task] = {
     "drill-restore": _procedure_drill("restore"),
     "drill-rollback": _procedure_drill("rollback"),
 }
+# Tasks that read the ledger and write files, starting no service: they run at housekeeping
+# priority (aurora.priority) so that they never compete with the stack being soaked. The
+# smoke test and the drills keep the runner's: they measure the stack or restart its services.
+HOUSEKEEPING = frozenset({"backup", RPO_BACKUP, "daily-report", "archive", "health-check",
+                          "verify-audit", GOVERNANCE})
 
 
 @contextlib.contextmanager
@@ -247,7 +253,9 @@ class Runner:
                                 on_line=self.hooks.line)
         began = time.perf_counter()
         try:
-            outcome = TASKS[slot.task](ctx)
+            task = TASKS[slot.task]
+            outcome = as_housekeeping(lambda: task(ctx)) if slot.task in HOUSEKEEPING \
+                else task(ctx)
         except AuroraError as exc:
             ctx.say(f"error: {exc}")
             outcome = tasks.TaskOutcome(False, str(exc), detail={"error": str(exc)})
