@@ -6,9 +6,10 @@ compressed 7-day rehearsal spends about two thirds of a core re-verifying back-t
 backups, and a real soak's 15-minute backup re-verifies a ledger that grows for a week. At
 ``HOUSEKEEPING_NICE`` that work takes what the bridge, the providers and Prometheus leave.
 
-Linux keeps a nice value per thread, and an unprivileged thread cannot lower its own back, so
-the soak runs each housekeeping task on a fresh thread that raises its own nice and ends with
-the task; processes it starts (``verify-audit``, ``pg_dump``) inherit the lower priority.
+Linux keeps a nice value per thread, and an unprivileged thread cannot take back a priority
+it gave up, so the soak runs each housekeeping task on a fresh thread that raises its own
+nice and ends with the task; processes it starts (``verify-audit``, ``pg_dump``) inherit the
+lower priority.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 
 from aurora.config import load_stack
 from aurora.ledger import Ledger
+from aurora.ledger.backup import backup_suffix, verify_backup
 from aurora.soak.evidence import load_state
 from aurora.soak.schedule import DAILY, REQUIRED_DAYS, RPO_SECONDS
 from aurora.soak.verdict import run_gate
@@ -79,13 +80,17 @@ def test_every_slot_ran_once_and_passed(rehearsal: Rehearsed) -> None:
 
 def test_files_are_named_by_the_soak_clock(rehearsal: Rehearsed) -> None:
     home, plan = rehearsal.home, rehearsal.result.state.plan
+    suffix = backup_suffix(home)  # .sql.gz dumps in PostgreSQL mode
     for day in range(REQUIRED_DAYS):
         ymd = (plan.start_date + timedelta(days=day)).strftime("%Y%m%d")
         assert (home.logs_dir / f"smoke-{ymd}.log").read_text().rstrip().endswith(
             "smoke-e2e: PASS (9/9 steps passed)")
-        assert (home.backups_dir / f"ledger-{ymd}.db.gz").is_file()
+        assert (home.backups_dir / f"ledger-{ymd}{suffix}").is_file()
         assert json.loads((home.reports_dir / f"daily-{ymd}.json").read_text())["window"]
         assert (home.root / f"metrics-{ymd}.tar.gz").is_file()
+    if suffix != ".db.gz":  # a dump: loaded into a scratch database against its seal
+        assert verify_backup(home, home.backups_dir / f"ledger-{ymd}{suffix}").tree_size
+        return
     # the seed's own command works on a daily backup
     raw = home.root / "check.db"
     raw.write_bytes(gzip.decompress((home.backups_dir / f"ledger-{ymd}.db.gz").read_bytes()))
@@ -171,8 +176,13 @@ def test_rpo_and_append_only(rehearsal: Rehearsed) -> None:
     ledger = verdict.result.item("ledger").evidence
     assert ledger["proof"]["ok"] and ledger["day1"]["tree_size"] < ledger["day7"]["tree_size"]
     # only the newest few periodic backup files stay on disk
-    periodic = [p for p in rehearsal.home.backups_dir.glob("ledger-*-*.db.gz")]
+    suffix = backup_suffix(rehearsal.home)
+    periodic = list(rehearsal.home.backups_dir.glob(f"ledger-*-*{suffix}"))
     assert 0 < len(periodic) <= 4
+    # a pruned dump takes its seal with it (PostgreSQL mode: <file>.checkpoint)
+    seals = {p.name.removesuffix(".checkpoint")
+             for p in rehearsal.home.backups_dir.glob("*.checkpoint")}
+    assert seals <= {p.name for p in rehearsal.home.backups_dir.iterdir()}
 
 
 def test_status_and_gate_commands(rehearsal: Rehearsed) -> None:

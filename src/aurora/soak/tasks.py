@@ -135,7 +135,8 @@ def rpo_backup(ctx: TaskContext) -> TaskOutcome:
     pruned = []
     if len(earlier) >= KEEP_PERIODIC_BACKUPS:
         old = earlier[-KEEP_PERIODIC_BACKUPS]
-        for path in (old, old.with_name(old.name + ".json")):
+        # its sidecar, and in PostgreSQL mode its seal (the signed checkpoint it is checked by)
+        for path in (old, *(old.with_name(old.name + tail) for tail in (".json", ".checkpoint"))):
             if path.exists():
                 path.unlink()
                 pruned.append(path.name)
