@@ -209,14 +209,14 @@ def verify_backup(home: Home, path: Path) -> AuditReport:
     (``.db.gz``) unpacked beside the home's data, or a PostgreSQL dump (``.sql.gz``) loaded
     into a scratch database of the home's server; either must be fully covered by its own
     signed checkpoint (the dump's seal, ``<file>.checkpoint``)."""
-    from aurora.ledger.pgbackup import SUFFIX, verify_dump
+    from aurora.ledger.pgbackup import SUFFIX, seal_path, verify_dump
 
     if path.name.endswith(SUFFIX):
         location = ledger_location(home)
         if isinstance(location, Path):
             raise BackupError(f"{path.name} is a PostgreSQL dump: verifying it needs a "
                               "PostgreSQL database_url (a server to load it into)")
-        seal_file = path.with_name(f"{path.name}.checkpoint")
+        seal_file = seal_path(path)
         if not seal_file.is_file():
             raise BackupError(f"{path.name} has no seal ({seal_file.name})")
         return verify_dump(path, location, home, seal_file.read_text(encoding="utf-8"))[0]

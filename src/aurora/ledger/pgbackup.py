@@ -59,6 +59,11 @@ SUFFIX = ".sql.gz"
 TIMEOUT_S = 3600
 
 
+def seal_path(dump: Path) -> Path:
+    """Where a dump's seal (the checkpoint signed at its exact size) is kept: beside it."""
+    return dump.with_name(f"{dump.name}.checkpoint")
+
+
 def _tool(name: str) -> str:
     from aurora.db.cluster import bindir
 
@@ -142,7 +147,7 @@ def verify_dump(dump_gz: Path, url: str, home: Home, seal: str | None,
             finally:
                 store.close()
             seal = sign_checkpoint(Checkpoint(signer.name, head.size, head.root()), signer)
-        note = None if seal is None else (seal, f"the backup's seal {dump_gz.name}.checkpoint")
+        note = None if seal is None else (seal, f"the backup's seal {seal_path(dump_gz).name}")
         try:
             report = audit(scratch, [load_verifier(home)], origin=origin(home),
                            checkpoint_note=note)
@@ -189,7 +194,7 @@ def backup(home: Home, url: str, *, db: str | os.PathLike[str] | None,
                               report.latest_signed_size or 0, now_rfc3339())
             target = out / filename
             move_aside(target, "previous")
-            atomic_write(out / f"{filename}.checkpoint", seal.encode())
+            atomic_write(seal_path(target), seal.encode())
             os.replace(packed, target)
             fsync_dir(out)
         atomic_write(out / f"{filename}.json",
@@ -197,7 +202,7 @@ def backup(home: Home, url: str, *, db: str | os.PathLike[str] | None,
         append_manifest(out, info)
         latest = LATEST.replace(".db.gz", SUFFIX)
         atomic_copy(target, out / latest)
-        atomic_copy(out / f"{filename}.checkpoint", out / f"{latest}.checkpoint")
+        atomic_copy(seal_path(target), seal_path(out / latest))
         atomic_write(out / f"{latest}.json",
                      (json.dumps(info.to_json(), indent=2) + "\n").encode())
         ledger.append(Entry(kind="backup", data={
@@ -213,7 +218,7 @@ def restore(home: Home, file: Path, url: str, sha: str, *,
     if not file.name.endswith(SUFFIX):
         raise BackupError(f"{file} is not a PostgreSQL ledger backup (*{SUFFIX}); a SQLite "
                           "backup moves into PostgreSQL with `aurora ledger migrate`")
-    seal_file = file.with_name(f"{file.name}.checkpoint")
+    seal_file = seal_path(file)
     seal = seal_file.read_text(encoding="utf-8") if seal_file.exists() else None
     try:
         report, _ = verify_dump(file, url, home, seal)

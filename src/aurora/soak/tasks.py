@@ -30,6 +30,7 @@ from aurora.drills.window import DrillWindow
 from aurora.durable import atomic_output
 from aurora.gpg import Published
 from aurora.home import Home
+from aurora.ledger.pgbackup import seal_path
 from aurora.soak.clock import SoakClock
 from aurora.soak.evidence import EvidenceLog, resolve
 from aurora.soak.schedule import Slot, SoakPlan
@@ -135,8 +136,8 @@ def rpo_backup(ctx: TaskContext) -> TaskOutcome:
     pruned = []
     if len(earlier) >= KEEP_PERIODIC_BACKUPS:
         old = earlier[-KEEP_PERIODIC_BACKUPS]
-        # its sidecar, and in PostgreSQL mode its seal (the signed checkpoint it is checked by)
-        for path in (old, *(old.with_name(old.name + tail) for tail in (".json", ".checkpoint"))):
+        # its sidecar, and in PostgreSQL mode its seal
+        for path in (old, old.with_name(old.name + ".json"), seal_path(old)):
             if path.exists():
                 path.unlink()
                 pruned.append(path.name)
