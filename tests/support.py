@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from aurora.ports import free_port, free_port_run  # noqa: F401  (for the tests)
+from aurora.soak.isolate import own_ports
 
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = Path(os.environ.get("AURORA_TESTDATA", REPO / "tests" / "testdata"))
@@ -94,12 +95,7 @@ def make_home(root: Path, **stack_overrides: object) -> Path:
     shutil.copytree(REPO / "ops", root / "ops", ignore=shutil.ignore_patterns(
         "data", "run", "backups", "keys"))
     stack = json.loads((root / "config" / "stack.json").read_text())
-    for name in ("bridge_port", "metrics_port", "providers_port", "prometheus_port",
-                 "alertmanager_port", "incidents_port", "split_stable_port", "split_canary_port",
-                 "canary_metrics_port"):
-        stack[name] = free_port()
-    stack["replica_metrics_port"] = free_port_run(4)  # replicas 2..5
-    stack["split_metrics_port"] = free_port_run(12)  # a canary's two groups of up to 4
+    own_ports(stack, replicas=4, split=12)  # replicas 2..5; a canary's two groups of up to 4
     if "database_url" not in stack_overrides and suite_backend() == "postgresql":
         stack["database_url"] = session_cluster().database(initialised=True)
     stack.update(stack_overrides)

@@ -34,7 +34,15 @@ from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger import Ledger
 from aurora.ledger.audit import AuditReport, audit
-from aurora.ledger.backup import LATEST, gunzip_to, integrity_check, restore, snapshot
+from aurora.ledger.backup import (
+    LATEST,
+    copy_backup,
+    gunzip_to,
+    integrity_check,
+    read_sidecar,
+    restore,
+    snapshot,
+)
 from aurora.ledger.errors import LedgerError
 from aurora.ledger.files import load_verifier, origin
 from aurora.ledger.pgbackup import SUFFIX as PG_SUFFIX
@@ -43,7 +51,6 @@ from aurora.ledger.rollback import (
     Say,
     backups_newest_first,
     emergency_rollback,
-    sidecar,
 )
 from aurora.ledger.storage import Location, ledger_location
 from aurora.wire import format_rfc3339, utc_now
@@ -174,8 +181,8 @@ def _check_restored(home: Home, scratch: Home, target: Location, backup_name: st
                     backup_size: int, report: DrillReport) -> str:
     """A restored ledger verifies, holds the backup's tree (the root its sidecar records)
     and that tree is a prefix of the live ledger; the RPO exposure goes in the report."""
-    recorded = sidecar(scratch.backups_dir / backup_name) or \
-        sidecar(home.backups_dir / backup_name)
+    recorded = read_sidecar(scratch.backups_dir / backup_name) or \
+        read_sidecar(home.backups_dir / backup_name)
     root = _root_at(scratch, target, backup_size)
     if recorded and (recorded.get("root_hash"), recorded.get("tree_size")) != \
             (root, backup_size):
@@ -307,12 +314,9 @@ def restore_drill(home: Home, say: Say = lambda _: None, *, backup_file: Path | 
             if source is None or not source.is_file():
                 raise DrillFailed(f"no daily backup (ledger-YYYYMMDD.db.gz) in {home.backups_dir}")
             copy = scratch.backups_dir / source.name
-            shutil.copy2(source, copy)
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copy2(source.with_name(source.name + ".json"),
-                             copy.with_name(copy.name + ".json"))
+            copy_backup(source, copy)
             facts.update(copy=copy)
-            return f"{source.name} ({sidecar(source).get('tree_size', '?')} entries)"
+            return f"{source.name} ({read_sidecar(source).get('tree_size', '?')} entries)"
 
         def integrity() -> str:
             name = source.name.removesuffix(".gz") if source else ""

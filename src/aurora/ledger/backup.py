@@ -16,6 +16,7 @@ Restore never deletes: the current database (and its -wal/-shm) is renamed to
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora.digests import sha256_file
-from aurora.durable import atomic_copy, atomic_write, fsync_dir
+from aurora.durable import atomic_copy, atomic_write, fsync_dir, sidecar
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport, audit
@@ -69,6 +70,32 @@ class BackupInfo:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def sidecar_path(backup_file: Path) -> Path:
+    """Where a backup's description (its :class:`BackupInfo`) is kept: ``<file>.json``."""
+    return sidecar(backup_file, ".json")
+
+
+def write_sidecar(backup_file: Path, info: BackupInfo) -> None:
+    atomic_write(sidecar_path(backup_file),
+                 (json.dumps(info.to_json(), indent=2) + "\n").encode())
+
+
+def read_sidecar(backup_file: Path) -> dict[str, Any]:
+    """A backup's recorded description; empty when it has none (or an unreadable one)."""
+    try:
+        value = json.loads(sidecar_path(backup_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def copy_backup(source: Path, target: Path) -> None:
+    """``target`` becomes a copy of the backup ``source``, with its sidecar when it has one."""
+    shutil.copy2(source, target)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copy2(sidecar_path(source), sidecar_path(target))
 
 
 def integrity_check(location: Location) -> str:
@@ -266,12 +293,10 @@ def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
             move_aside(target, "previous")
             os.replace(packed, target)
             fsync_dir(out)
-        atomic_write(out / f"{filename}.json",
-                     (json.dumps(info.to_json(), indent=2) + "\n").encode())
+        write_sidecar(target, info)
         append_manifest(out, info)
         atomic_copy(target, out / LATEST)
-        atomic_write(out / f"{LATEST}.json", (json.dumps(info.to_json(), indent=2) + "\n")
-                     .encode())
+        write_sidecar(out / LATEST, info)
         ledger.append(Entry(kind="backup", data={
             "file": filename, "sha256": info.sha256, "bytes": info.bytes,
             "tree_size": info.tree_size, "root_hash": info.root_hash}))
@@ -280,11 +305,7 @@ def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
 
 def _expected_sha256(path: Path) -> str | None:
     """The sha256 the backup's sidecar records, if it has one."""
-    sidecar = path.with_name(f"{path.name}.json")
-    try:
-        value = json.loads(sidecar.read_text(encoding="utf-8")).get("sha256")
-    except (OSError, ValueError, AttributeError):
-        return None
+    value = read_sidecar(path).get("sha256")
     return value if isinstance(value, str) else None
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import json
 import os
 import secrets
 import shutil
@@ -163,7 +162,7 @@ def verify_dump(dump_gz: Path, url: str, home: Home, seal: str | None,
 
 def backup(home: Home, url: str, *, db: str | os.PathLike[str] | None,
            out_dir: Path | None, name: str | None) -> BackupInfo:
-    from aurora.ledger.backup import LATEST, BackupInfo, append_manifest
+    from aurora.ledger.backup import LATEST, BackupInfo, append_manifest, write_sidecar
     from aurora.ledger.ledger import Ledger
 
     out = out_dir or home.backups_dir
@@ -197,14 +196,12 @@ def backup(home: Home, url: str, *, db: str | os.PathLike[str] | None,
             atomic_write(seal_path(target), seal.encode())
             os.replace(packed, target)
             fsync_dir(out)
-        atomic_write(out / f"{filename}.json",
-                     (json.dumps(info.to_json(), indent=2) + "\n").encode())
+        write_sidecar(target, info)
         append_manifest(out, info)
-        latest = LATEST.replace(".db.gz", SUFFIX)
-        atomic_copy(target, out / latest)
-        atomic_copy(seal_path(target), seal_path(out / latest))
-        atomic_write(out / f"{latest}.json",
-                     (json.dumps(info.to_json(), indent=2) + "\n").encode())
+        latest = out / LATEST.replace(".db.gz", SUFFIX)
+        atomic_copy(target, latest)
+        atomic_copy(seal_path(target), seal_path(latest))
+        write_sidecar(latest, info)
         ledger.append(Entry(kind="backup", data={
             "file": filename, "sha256": info.sha256, "bytes": info.bytes,
             "tree_size": info.tree_size, "root_hash": info.root_hash}))

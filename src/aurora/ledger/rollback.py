@@ -10,31 +10,19 @@ against a scratch home.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aurora.digests import sha256_file
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport
-from aurora.ledger.backup import LATEST, restore, verify_packed_copy
+from aurora.ledger.backup import LATEST, copy_backup, read_sidecar, restore, verify_packed_copy
 from aurora.ledger.errors import BackupError, LedgerError
 from aurora.ledger.storage import describe, ledger_location
 
 SCRATCH = "soak-scratch"
 Say = Callable[[str], None]
-
-
-def sidecar(path: Path) -> dict[str, Any]:
-    try:
-        value = json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def backups_newest_first(backups: Path, suffix: str = ".db.gz") -> list[Path]:
@@ -46,7 +34,7 @@ def backups_newest_first(backups: Path, suffix: str = ".db.gz") -> list[Path]:
              if p.is_file() and p.name != latest_name]
 
     def key(path: Path) -> tuple[int, float]:
-        size = sidecar(path).get("tree_size")
+        size = read_sidecar(path).get("tree_size")
         return (size if isinstance(size, int) else -1, path.stat().st_mtime)
 
     ordered = sorted(found, key=key, reverse=True)
@@ -57,7 +45,7 @@ def backups_newest_first(backups: Path, suffix: str = ".db.gz") -> list[Path]:
 def check_backup(home: Home, path: Path, workdir: Path) -> AuditReport:
     """What ``restore`` checks before restoring, without restoring: the sha256 its sidecar
     records, ``PRAGMA integrity_check`` and a full audit against its own signed checkpoint."""
-    expected = sidecar(path).get("sha256")
+    expected = read_sidecar(path).get("sha256")
     if expected is not None and expected != sha256_file(path):
         raise LedgerError(f"{path.name} does not match the sha256 in its sidecar")
     return verify_packed_copy(path, home, workdir, require_full_signature=False)
@@ -115,10 +103,7 @@ def emergency_rollback(home: Home, *, dry_run: bool = False, say: Say = print,
         latest = home.backups_dir / LATEST
         if candidate != latest and (not latest.exists() or
                                     sha256_file(latest) != sha256_file(candidate)):
-            shutil.copy2(candidate, latest)
-            with contextlib.suppress(FileNotFoundError):
-                shutil.copy2(candidate.with_name(candidate.name + ".json"),
-                             latest.with_name(LATEST + ".json"))
+            copy_backup(candidate, latest)
         say(f"restored {candidate.name}: {info.tree_size} entries, root {info.root_hash}")
         for path in info.moved_aside:
             say(f"kept previous: {path}")

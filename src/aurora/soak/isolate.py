@@ -14,11 +14,19 @@ import shutil
 from pathlib import Path
 
 from aurora.home import Home
-from aurora.ports import free_port, free_port_run
+from aurora.ports import free_ports
 
 PORTS = ("bridge_port", "metrics_port", "providers_port", "prometheus_port",
          "alertmanager_port", "incidents_port", "split_stable_port", "split_canary_port",
          "canary_metrics_port")
+
+
+def own_ports(stack: dict[str, object], *, replicas: int, split: int) -> None:
+    """Give a stack configuration free ports of its own, none shared by two services:
+    one per service, ``replicas`` in a run for replicas 2.., ``split`` for a canary's."""
+    *singles, replica_run, split_run = free_ports(*[1] * len(PORTS), replicas, split)
+    stack.update(zip(PORTS, singles, strict=True))
+    stack.update(replica_metrics_port=replica_run, split_metrics_port=split_run)
 
 
 def isolated_home(root: Path, source: Home | None = None) -> Home:
@@ -36,9 +44,7 @@ def isolated_home(root: Path, source: Home | None = None) -> Home:
                         ignore=shutil.ignore_patterns("data", "run", "backups", "keys"))
         stack_file = root / "config" / "stack.json"
         stack = json.loads(stack_file.read_text())
-        stack.update({name: free_port() for name in PORTS})
-        stack["replica_metrics_port"] = free_port_run(8)
-        stack["split_metrics_port"] = free_port_run(16)
+        own_ports(stack, replicas=8, split=16)
         stack_file.write_text(json.dumps(stack, indent=2) + "\n")
     home = Home(root)
     init_home(home)

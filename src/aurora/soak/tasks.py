@@ -105,13 +105,13 @@ def smoke(ctx: TaskContext) -> TaskOutcome:
 
 
 def _backup(ctx: TaskContext, stem: str) -> tuple[BackupInfo, list[Path]]:
-    from aurora.ledger.backup import backup, backup_suffix
+    from aurora.ledger.backup import backup, backup_suffix, sidecar_path
 
     info = backup(ctx.home, name=stem + backup_suffix(ctx.home))
     target = ctx.home.backups_dir / info.file
     ctx.say(f"backup {target}: {info.tree_size} entries, root {info.root_hash}, "
             f"sha256 {info.sha256} (verified)")
-    return info, [target, target.with_name(target.name + ".json")]
+    return info, [target, sidecar_path(target)]
 
 
 def daily_backup(ctx: TaskContext) -> TaskOutcome:
@@ -129,6 +129,8 @@ def rpo_backup(ctx: TaskContext) -> TaskOutcome:
     """The orchestrator's periodic backup (RPO 15 min of soak clock). Only the newest few
     files stay on disk; the evidence of every one stays in the ledger. Its record is kept
     small: a soak writes 96 a day, and every backup re-verifies the whole ledger."""
+    from aurora.ledger.backup import sidecar_path
+
     info, files = _backup(ctx, f"ledger-{ctx.slot.at:%Y%m%d-%H%M%S}")
     # only files this soak's own periodic backups wrote, never a daily or the stack's
     earlier = [resolve(ctx.home, f.path) for r in ctx.state.records("rpo-backup")
@@ -137,7 +139,7 @@ def rpo_backup(ctx: TaskContext) -> TaskOutcome:
     if len(earlier) >= KEEP_PERIODIC_BACKUPS:
         old = earlier[-KEEP_PERIODIC_BACKUPS]
         # its sidecar, and in PostgreSQL mode its seal
-        for path in (old, old.with_name(old.name + ".json"), seal_path(old)):
+        for path in (old, sidecar_path(old), seal_path(old)):
             if path.exists():
                 path.unlink()
                 pruned.append(path.name)
