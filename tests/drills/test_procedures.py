@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from aurora.db.postgres import connect
 from aurora.drills.procedures import DrillReport, restore_drill, rollback_drill
 from aurora.home import Home
 from aurora.ledger import Entry, Ledger
 from aurora.ledger.backup import backup
+from aurora.ledger.pgbackup import SCRATCH_DATABASE
 from aurora.soak.collect import runbook_problems
 
 needs_sqlite3 = pytest.mark.skipif(shutil.which("sqlite3") is None,
@@ -112,8 +114,6 @@ def test_the_gate_does_not_trust_a_passed_flag_over_skipped_steps() -> None:
 
 
 def _databases(url: str) -> set[str]:
-    from aurora.db.postgres import connect
-
     with connect(url) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
 
@@ -132,7 +132,13 @@ def test_both_drills_rehearse_the_postgresql_restore(home: Path, pg_ledger_url: 
         assert report.rpo["orders_lost"] == 1  # o-late, acknowledged after the backup
         data = _recorded(live, report)
         assert data["passed"] is True and runbook_problems(data) == []
-    assert _databases(pg_ledger_url) == before  # every scratch database was dropped
+    # the scratch databases (one to restore into, one to verify dumps in) are left empty
+    scratch = {"aurora_drill", SCRATCH_DATABASE}
+    assert _databases(pg_ledger_url) - scratch == before - scratch
+    for name in scratch:
+        with connect(pg_ledger_url.rsplit("/", 1)[0] + f"/{name}") as conn:
+            assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                                ).fetchone() == (0,)
     with Ledger.open(live, readonly=True) as ledger:  # the live ledger only grew
         assert [r.kind for r in ledger.scan()][-2:] == ["drill", "drill"]
         assert ledger.size() == 5 + 1 + 1 + 2  # orders, backup entry, o-late, two drills

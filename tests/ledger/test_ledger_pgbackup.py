@@ -15,6 +15,7 @@ from aurora.db.postgres import connect
 from aurora.home import Home
 from aurora.ledger import BackupError, Ledger
 from aurora.ledger.backup import backup, restore
+from aurora.ledger.pgbackup import SCRATCH_DATABASE, SCRATCH_MARK
 from support import PgCluster
 
 Cli = Callable[..., CliResult]
@@ -79,3 +80,49 @@ def test_restore_refuses_a_copy_that_does_not_verify(home: Path, db: str,
     with connect(fresh) as conn:  # nothing was created or loaded
         assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
                             ).fetchone() == (0,)
+
+
+def _server(pg_cluster: PgCluster, query: str) -> list[tuple[object, ...]]:
+    with connect(pg_cluster.url("postgres")) as conn:
+        return conn.execute(query).fetchall()
+
+
+def test_backups_verify_in_one_reused_scratch_database(home: Path, db: str,
+                                                       pg_cluster: PgCluster) -> None:
+    # a database made and dropped per backup cost a forced checkpoint of the whole server
+    # each time (DROP DATABASE), beside the replicas' appends, 96 times a soak day
+    with Ledger.open(home) as ledger:
+        fill(ledger, 5)
+    forced = "SELECT checkpoints_req FROM pg_stat_bgwriter"
+    before = _server(pg_cluster, forced)
+    first, second = backup(Home(home)), backup(Home(home))
+    assert (first.tree_size, second.tree_size) == (5, 6)  # the second holds the first's entry
+    assert _server(pg_cluster, forced) == before
+    assert _server(pg_cluster, "SELECT datname FROM pg_database WHERE datname LIKE "
+                               "'aurora_verify%'") == [(SCRATCH_DATABASE,)]
+    with connect(pg_cluster.url(SCRATCH_DATABASE)) as conn:  # left empty
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                            ).fetchone() == (0,)
+
+
+def test_a_scratch_database_name_held_by_something_else_is_refused(home: Path, db: str,
+                                                                   pg_cluster: PgCluster
+                                                                   ) -> None:
+    with Ledger.open(home) as ledger:
+        fill(ledger, 3)
+    backup(Home(home))  # makes the scratch database if no test before did
+    scratch = pg_cluster.url(SCRATCH_DATABASE)
+    with connect(scratch) as conn:
+        conn.execute(f"COMMENT ON DATABASE {SCRATCH_DATABASE} IS 'the finance team''s'")
+        conn.execute("CREATE TABLE invoices (n int)")
+    try:
+        with pytest.raises(BackupError, match="aurora_verify .* is not Aurora's scratch"):
+            backup(Home(home))
+        with connect(scratch) as conn:  # nothing of theirs was touched
+            assert conn.execute("SELECT count(*) FROM invoices").fetchone() == (0,)
+        manifest = (Home(home).backups_dir / "MANIFEST.jsonl").read_text().splitlines()
+        assert len(manifest) == 1  # the refused backup did not count
+    finally:
+        with connect(scratch) as conn:
+            conn.execute("DROP TABLE invoices")
+            conn.execute(f"COMMENT ON DATABASE {SCRATCH_DATABASE} IS '{SCRATCH_MARK}'")

@@ -14,8 +14,8 @@ acknowledged orders a restore from the newest backup would lose right now.
 
 With the ledger in PostgreSQL there is no ``aurora rollback`` and no SQLite file for the
 seed's commands: both drills rehearse the runbook's procedure instead (restore a verified
-``.sql.gz`` dump into an empty database, here a scratch database on the live server that is
-dropped afterwards) and check the result the same way.
+``.sql.gz`` dump into an empty database, here the scratch database ``aurora_drill`` on the
+live server, emptied afterwards) and check the result the same way.
 """
 
 from __future__ import annotations
@@ -368,10 +368,11 @@ def _postgres_drill(home: Home, live: str, report: DrillReport, candidates: list
     """The runbook's PostgreSQL restore on a scratch database of the live server: the first
     of ``candidates`` that verifies is restored into it (``aurora ledger restore``, which
     checks the dump in yet another scratch database against its seal first), then the
-    result is checked like a SQLite restore. The scratch database is dropped afterwards."""
+    result is checked like a SQLite restore. The scratch database is emptied afterwards."""
     from aurora.ledger.pgbackup import scratch_database
 
-    with scratch_home(home, report.drill_id) as scratch, scratch_database(live) as target:
+    with scratch_home(home, report.drill_id) as scratch, \
+            scratch_database(live, "aurora_drill") as target:
         chosen: dict[str, Any] = {}
 
         def restore_newest() -> str:

@@ -3,7 +3,7 @@
 A backup is ``pg_dump --data-only`` of the three ledger tables: one consistent
 snapshot (pg_dump reads in one repeatable-read transaction) while replicas keep
 appending. Before it counts, it is restored into a scratch database on the same
-server, audited there (every leaf, stored hash and stored checkpoint recomputed),
+server (one, reused: :func:`scratch_database`), audited there (every leaf, stored hash and stored checkpoint recomputed),
 and sealed: a checkpoint signed at the dump's exact size is written beside it as
 ``<file>.checkpoint``, and the audit must reach it. The dump is gzipped to
 ``ops/backups/ledger-YYYYMMDD-HHMMSS.sql.gz`` with the same ``.json`` sidecar,
@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import os
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -86,19 +85,61 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-@contextlib.contextmanager
-def scratch_database(url: str) -> Iterator[str]:
-    """A new, empty database on the server of ``url``, dropped afterwards."""
-    from aurora.db.postgres import connect
+SCRATCH_DATABASE = "aurora_verify"
+# marks a scratch database as Aurora's, so a database of that name holding anything else
+# is refused, never emptied
+SCRATCH_MARK = "aurora: scratch database (verifying backups, drills), emptied on every use"
 
-    name = f"aurora_verify_{secrets.token_hex(6)}"
-    with connect(url) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
-        yield _with_database(url, name)
-    finally:
-        with contextlib.suppress(AuroraError), connect(url) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+@contextlib.contextmanager
+def scratch_database(url: str, name: str = SCRATCH_DATABASE) -> Iterator[str]:
+    """A scratch database ``name`` on the server of ``url``, empty; one user at a time.
+
+    Made once and emptied (its ``public`` schema dropped) for each use, not made and
+    dropped per backup: every DROP DATABASE makes the server take an immediate checkpoint
+    and every CREATE DATABASE copies a template through the WAL, both beside the
+    replicas' appends, and the soak backs up every 15 minutes of its clock. Verifications
+    take turns by an advisory lock held on a session of its own, released if the process
+    dies (so a user of one scratch database that verifies a dump needs another name).
+    """
+    from aurora.db.postgres import connect, errors
+
+    scratch = _with_database(url, name)
+    with connect(url) as conn, errors(url):
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                              (name,)).fetchone()
+        if exists is None:
+            import psycopg
+
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):  # made beside us
+                conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
+    with connect(scratch) as turn, errors(scratch):
+        turn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
+        mark = turn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                            "WHERE datname = current_database()").fetchone()
+        tables = turn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                              ).fetchone()
+        if mark is None or mark[0] != SCRATCH_MARK:
+            # unmarked and empty: ours, made by a verification that died before marking it
+            if mark is None or mark[0] is not None or tables is None or tables[0]:
+                raise BackupError(f"database {name} on {describe(url)} is not "
+                                  "Aurora's scratch database; rename it (Aurora uses the name)")
+            turn.execute(f"COMMENT ON DATABASE {name} IS '{SCRATCH_MARK}'")
+        _empty(scratch)
+        try:
+            yield scratch
+        finally:
+            with contextlib.suppress(AuroraError):
+                _empty(scratch)
+
+
+def _empty(scratch: str) -> None:
+    from aurora.db.postgres import connect, errors
+
+    with connect(scratch, autocommit=False) as conn, errors(scratch):
+        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+        conn.commit()
 
 
 def load_dump(dump_gz: Path, url: str) -> None:
