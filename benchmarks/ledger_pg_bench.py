@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ledger_pg_bench.py                 # 1M entries (~3 min)
     .venv/bin/python benchmarks/ledger_pg_bench.py --size 100000   # quicker
+    .venv/bin/python benchmarks/ledger_pg_bench.py --backups-only  # backups (verified) only
 
 Starts its own PostgreSQL 15 cluster (initdb + postgres on a free port in a temp dir,
 default durability: fsync on, synchronous_commit on, so every acknowledged append is
@@ -10,7 +11,9 @@ own Ledger (group commit: 8 threads x 64 appends in flight), all appending to on
 through the tree-state row lock, as bridge replicas do. verify-audit runs as the
 operator runs it (``aurora ledger verify-audit --json --db URL``), with its peak RSS;
 the log is built by COPY of precomputed leaves and stored hashes, 50,000 per
-transaction, then signed.
+transaction, then signed. Backups: ``aurora ledger backup`` (pg_dump, loaded into the
+scratch database, audited, sealed) in a row on a ledger of ``--backup-size`` entries, with
+the server's forced checkpoints (``pg_stat_bgwriter.checkpoints_req``) counted over them.
 """
 
 from __future__ import annotations
@@ -84,6 +87,32 @@ def bench_appends(home: Home, url: str, seconds: float) -> None:
         bench_processes(home, processes, seconds)
 
 
+def bench_backups(home: Home, server: str, url: str, size: int, count: int) -> None:
+    from aurora.ledger.backup import backup
+
+    os.environ["AURORA_DATABASE_URL"] = url
+    schema.init(url)
+    bulk_load(url, size)
+    with Ledger.open(home) as ledger:
+        ledger.checkpoint()
+
+    def forced() -> int:
+        with connect(server) as conn:
+            row = conn.execute("SELECT checkpoints_req FROM pg_stat_bgwriter").fetchone()
+        return int(row[0]) if row else 0
+
+    backup(home)  # the first makes the scratch database
+    before, times = forced(), []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        backup(home)
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    print(f"backups of a {size:,}-entry ledger: {count} in a row, median "
+          f"{times[len(times) // 2]:.3f} s, max {times[-1]:.3f} s, "
+          f"{forced() - before} forced checkpoint(s)", flush=True)
+
+
 def bulk_load(url: str, size: int) -> None:
     """COPY ``size`` precomputed leaves and their stored hashes (the entry is prepared
     once and numbered per row: the audit's work does not depend on the content)."""
@@ -117,6 +146,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000, help="entries for verify-audit")
     parser.add_argument("--seconds", type=float, default=5.0, help="per append case")
     parser.add_argument("--no-appends", action="store_true", help="verify-audit only")
+    parser.add_argument("--backups", type=int, default=20, help="backups in a row")
+    parser.add_argument("--backup-size", type=int, default=5_000, help="entries backed up")
+    parser.add_argument("--backups-only", action="store_true", help="the backup case only")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="aurora-pgbench-"))
     root.chmod(0o755)  # the server runs as the postgres user when we are root
@@ -128,9 +160,15 @@ def main() -> None:
             version = conn.execute("SHOW server_version").fetchone()
             conn.execute("CREATE DATABASE appends")
             conn.execute("CREATE DATABASE audit")
+            conn.execute("CREATE DATABASE backups")
         print(f"PostgreSQL {version[0] if version else '?'}, {os.cpu_count()} CPUs, "
               f"{platform.python_version()}, load {os.getloadavg()}", flush=True)
 
+        if args.backups:
+            bench_backups(home, started.url("postgres"), started.url("backups"),
+                          args.backup_size, args.backups)
+            if args.backups_only:
+                return
         if not args.no_appends:
             bench_appends(home, started.url("appends"), args.seconds)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,9 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
+from aurora.home import Home
 from aurora.slo import artifacts, queries
 from aurora.slo.catalog import BUDGETS, DATASOURCE_UID, SEED_ALERTS, THRESHOLD_ALERTS
 from aurora.slo.report import report_queries
+from aurora.soak.collect import promtool_check
 
 REPO = Path(__file__).resolve().parents[2]
 OPS = REPO / "ops"
@@ -72,9 +75,26 @@ def test_promtool_check_rules() -> None:
 
 
 def test_promtool_rule_unit_tests() -> None:
+    # as the Day-7 gate runs them: every file, side by side
     assert len(RULE_TESTS) >= 3
-    result = promtool("test", "rules", *map(str, RULE_TESTS))
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert promtool_check(Home(REPO)) == (True, f"{len(RULE_TESTS)} test file(s): SUCCESS")
+
+
+def test_a_failing_rule_test_fails_the_check_and_names_its_file(tmp_path: Path) -> None:
+    shutil.copytree(OPS / "prometheus", tmp_path / "ops" / "prometheus")
+    tests = tmp_path / "ops" / "prometheus" / "tests"
+    for other in tests.glob("*.yml"):  # one file that passes beside the one that fails
+        if other.name not in ("burn-rate-policy.test.yml", "canary-alerts.test.yml"):
+            other.unlink()
+    policy = tests / "burn-rate-policy.test.yml"
+    text = policy.read_text()
+    silent = "{eval_time: 65m, alertname: PolicyLatencyBudgetBurn, exp_alerts: []}"
+    assert silent in text  # 2 % slow decisions stay silent; expect a page instead
+    policy.write_text(text.replace(silent, silent.replace(
+        "exp_alerts: []", "exp_alerts: [{exp_labels: {severity: page}}]"), 1))
+    ok, detail = promtool_check(Home(tmp_path))
+    assert ok is False
+    assert detail.startswith("1 of 2 test file(s) failed: burn-rate-policy.test.yml: "), detail
 
 
 def test_every_alert_has_a_promtool_test_that_fires_it() -> None:

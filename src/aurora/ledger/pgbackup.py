@@ -3,9 +3,10 @@
 A backup is ``pg_dump --data-only`` of the three ledger tables: one consistent
 snapshot (pg_dump reads in one repeatable-read transaction) while replicas keep
 appending. Before it counts, it is restored into a scratch database on the same
-server (one, reused: :func:`scratch_database`), audited there (every leaf, stored hash and stored checkpoint recomputed),
-and sealed: a checkpoint signed at the dump's exact size is written beside it as
-``<file>.checkpoint``, and the audit must reach it. The dump is gzipped to
+server (one, reused: :func:`scratch_database`), audited there (every leaf, stored hash
+and stored checkpoint recomputed), and sealed: a checkpoint signed at the dump's exact
+size is written beside it as ``<file>.checkpoint``, and the audit must reach it. The dump
+is gzipped to
 ``ops/backups/ledger-YYYYMMDD-HHMMSS.sql.gz`` with the same ``.json`` sidecar,
 ``MANIFEST.jsonl`` line and ``backup`` ledger entry as SQLite backups.
 
