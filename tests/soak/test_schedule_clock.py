@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +129,20 @@ def test_wall_clock_is_utc_now() -> None:
     assert clock.now() == fixed and clock.speed == 1.0 and clock.stalled == 0.0
     assert clock.real_seconds_until(at(2, 11)) == 3600.0
     assert clock.real_seconds_until(at(1, 9)) == 0.0
+
+
+def test_a_rehearsal_day_is_longer_with_the_ledger_in_postgresql(tmp_path: Path) -> None:
+    from aurora.home import Home
+    from aurora.soak.rehearsal import (
+        DEFAULT_DAY_SECONDS,
+        POSTGRES_DAY_SECONDS,
+        default_day_seconds,
+    )
+    from support import make_home
+
+    home = Home(make_home(tmp_path / "a", database_url=""))
+    assert default_day_seconds(home) == DEFAULT_DAY_SECONDS
+    stack = home.config_dir / "stack.json"
+    stack.write_text(json.dumps({**json.loads(stack.read_text()),
+                                 "database_url": "postgresql://aurora@127.0.0.1:5432/aurora"}))
+    assert default_day_seconds(home) == POSTGRES_DAY_SECONDS > DEFAULT_DAY_SECONDS

@@ -162,7 +162,7 @@ def rehearse(
     """
     from aurora.gpg import chosen_key
     from aurora.soak.isolate import isolated_home
-    from aurora.soak.rehearsal import DEFAULT_DAY_SECONDS, DEFAULT_TRAFFIC_RATE, RehearsalOptions
+    from aurora.soak.rehearsal import DEFAULT_TRAFFIC_RATE, RehearsalOptions, default_day_seconds
     from aurora.soak.rehearsal import rehearse as run
 
     home = isolated_home(home_dir) if home_dir else Home.discover()
@@ -170,7 +170,7 @@ def rehearse(
         first = date.fromisoformat(start_date) if start_date else None
     except ValueError:
         raise AuroraError(f"--start-date {start_date!r} is not YYYY-MM-DD", exit_code=2) from None
-    options = RehearsalOptions(days=days, day_seconds=day_seconds or DEFAULT_DAY_SECONDS,
+    options = RehearsalOptions(days=days, day_seconds=day_seconds or default_day_seconds(home),
                                key=chosen_key(key), drills=_drills(drills),
                                traffic_rate=traffic_rate or DEFAULT_TRAFFIC_RATE,
                                soak_id=soak_id, start_date=first)
