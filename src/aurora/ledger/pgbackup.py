@@ -116,13 +116,14 @@ def scratch_database(url: str, name: str = SCRATCH_DATABASE) -> Iterator[str]:
                 conn.execute(f"CREATE DATABASE {name} TEMPLATE template0")
     with connect(scratch) as turn, errors(scratch):
         turn.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))
-        mark = turn.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                            "WHERE datname = current_database()").fetchone()
-        tables = turn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
-                              ).fetchone()
-        if mark is None or mark[0] != SCRATCH_MARK:
+        (mark,) = turn.execute("SELECT shobj_description(oid, 'pg_database') FROM "
+                               "pg_database WHERE datname = current_database()").fetchone() \
+            or (None,)
+        if mark != SCRATCH_MARK:
+            (tables,) = turn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = "
+                                     "'public'").fetchone() or (0,)
             # unmarked and empty: ours, made by a verification that died before marking it
-            if mark is None or mark[0] is not None or tables is None or tables[0]:
+            if mark is not None or tables:
                 raise BackupError(f"database {name} on {describe(url)} is not "
                                   "Aurora's scratch database; rename it (Aurora uses the name)")
             turn.execute(f"COMMENT ON DATABASE {name} IS '{SCRATCH_MARK}'")
