@@ -6,7 +6,6 @@ everywhere, unlike the per-folder ``conftest.py`` files.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aurora.ports import free_port, free_port_run  # noqa: F401  (for the tests)
-from aurora.soak.isolate import own_ports
+from aurora.soak.isolate import copy_home
 
 REPO = Path(__file__).resolve().parents[1]
 TESTDATA = Path(os.environ.get("AURORA_TESTDATA", REPO / "tests" / "testdata"))
@@ -90,16 +89,10 @@ def stop_session_cluster() -> None:
 def make_home(root: Path, **stack_overrides: object) -> Path:
     """A copy of the project's configuration in ``root`` with its own free ports and keys
     (and, in PostgreSQL test mode, its own database unless ``database_url`` is given)."""
-    for part in ("config", "templates", "schemas"):
-        shutil.copytree(REPO / part, root / part)
-    shutil.copytree(REPO / "ops", root / "ops", ignore=shutil.ignore_patterns(
-        "data", "run", "backups", "keys"))
-    stack = json.loads((root / "config" / "stack.json").read_text())
-    own_ports(stack, replicas=4, split=12)  # replicas 2..5; a canary's two groups of up to 4
     if "database_url" not in stack_overrides and suite_backend() == "postgresql":
-        stack["database_url"] = session_cluster().database(initialised=True)
-    stack.update(stack_overrides)
-    (root / "config" / "stack.json").write_text(json.dumps(stack, indent=2))
+        stack_overrides["database_url"] = session_cluster().database(initialised=True)
+    # replicas 2..5; a canary's two groups of up to 4
+    copy_home(REPO, root, replicas=4, split=12, **stack_overrides)
     from aurora.home import Home
     from aurora.provision import init_home
 

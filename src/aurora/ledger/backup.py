@@ -77,6 +77,12 @@ def sidecar_path(backup_file: Path) -> Path:
     return sidecar(backup_file, ".json")
 
 
+def seal_path(dump: Path) -> Path:
+    """Where a PostgreSQL dump's seal (the checkpoint signed at its exact size) is kept:
+    ``<file>.checkpoint``."""
+    return dump.with_name(f"{dump.name}.checkpoint")
+
+
 def write_sidecar(backup_file: Path, info: BackupInfo) -> None:
     atomic_write(sidecar_path(backup_file),
                  (json.dumps(info.to_json(), indent=2) + "\n").encode())
@@ -236,7 +242,7 @@ def verify_backup(home: Home, path: Path) -> AuditReport:
     (``.db.gz``) unpacked beside the home's data, or a PostgreSQL dump (``.sql.gz``) loaded
     into a scratch database of the home's server; either must be fully covered by its own
     signed checkpoint (the dump's seal, ``<file>.checkpoint``)."""
-    from aurora.ledger.pgbackup import SUFFIX, seal_path, verify_dump
+    from aurora.ledger.pgbackup import SUFFIX, verify_dump
 
     if path.name.endswith(SUFFIX):
         location = ledger_location(home)
@@ -286,20 +292,32 @@ def backup(home: Home, *, db: str | os.PathLike[str] | None = None,
             report = verify_database_copy(raw, home, require_full_signature=True)
             packed = Path(tmp) / filename
             _gzip(raw, packed)
-            info = BackupInfo(filename, sha256_file(packed), packed.stat().st_size,
-                              report.tree_size, report.root.hex(),
-                              report.latest_signed_size or 0, now_rfc3339())
-            target = out / filename
-            move_aside(target, "previous")
-            os.replace(packed, target)
-            fsync_dir(out)
-        write_sidecar(target, info)
-        append_manifest(out, info)
-        atomic_copy(target, out / LATEST)
-        write_sidecar(out / LATEST, info)
-        ledger.append(Entry(kind="backup", data={
-            "file": filename, "sha256": info.sha256, "bytes": info.bytes,
-            "tree_size": info.tree_size, "root_hash": info.root_hash}))
+            return publish(ledger, packed, out, report, latest=LATEST)
+
+
+def publish(ledger: Ledger, packed: Path, out: Path, report: AuditReport, *, latest: str,
+            seal: str | None = None) -> BackupInfo:
+    """Put a verified backup in place and record it (either store): the file (and the
+    dump's seal) in ``out``, its sidecar, the manifest line, the ``latest`` copy with its
+    sidecar (and seal), then the ``backup`` entry in the ledger."""
+    info = BackupInfo(packed.name, sha256_file(packed), packed.stat().st_size,
+                      report.tree_size, report.root.hex(), report.latest_signed_size or 0,
+                      now_rfc3339())
+    target = out / packed.name
+    move_aside(target, "previous")
+    if seal is not None:
+        atomic_write(seal_path(target), seal.encode())
+    os.replace(packed, target)
+    fsync_dir(out)
+    write_sidecar(target, info)
+    append_manifest(out, info)
+    atomic_copy(target, out / latest)
+    if seal is not None:
+        atomic_copy(seal_path(target), seal_path(out / latest))
+    write_sidecar(out / latest, info)
+    ledger.append(Entry(kind="backup", data={
+        "file": info.file, "sha256": info.sha256, "bytes": info.bytes,
+        "tree_size": info.tree_size, "root_hash": info.root_hash}))
     return info
 
 

@@ -29,38 +29,32 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from aurora.digests import sha256_file
-from aurora.durable import atomic_copy, atomic_write, fsync_dir
 from aurora.errors import AuroraError
 from aurora.home import Home
 from aurora.ledger.audit import AuditReport, audit
-from aurora.ledger.entry import Entry
+from aurora.ledger.backup import (
+    LATEST,
+    BackupInfo,
+    RestoreInfo,
+    finish_restore,
+    publish,
+    seal_path,
+)
 from aurora.ledger.errors import BackupError, LedgerError, TamperedError
 from aurora.ledger.files import (
     load_signer,
     load_verifier,
-    move_aside,
-    now_rfc3339,
     origin,
 )
 from aurora.ledger.note import Checkpoint, Signer, sign_checkpoint
 from aurora.ledger.storage import describe, open_store
 from aurora.wire import utc_now
 
-if TYPE_CHECKING:
-    from aurora.ledger.backup import BackupInfo, RestoreInfo
-
 TABLES = ("audit_log", "merkle_hashes", "checkpoints")
 SUFFIX = ".sql.gz"
 TIMEOUT_S = 3600
-
-
-def seal_path(dump: Path) -> Path:
-    """Where a dump's seal (the checkpoint signed at its exact size) is kept: beside it."""
-    return dump.with_name(f"{dump.name}.checkpoint")
 
 
 def _tool(name: str) -> str:
@@ -205,7 +199,6 @@ def verify_dump(dump_gz: Path, url: str, home: Home, seal: str | None,
 
 def backup(home: Home, url: str, *, db: str | os.PathLike[str] | None,
            out_dir: Path | None, name: str | None) -> BackupInfo:
-    from aurora.ledger.backup import LATEST, BackupInfo, append_manifest, write_sidecar
     from aurora.ledger.ledger import Ledger
 
     out = out_dir or home.backups_dir
@@ -231,30 +224,12 @@ def backup(home: Home, url: str, *, db: str | os.PathLike[str] | None,
                 os.fsync(raw.fileno())
             report, seal = verify_dump(packed, url, home, None, signer)
             assert seal is not None
-            info = BackupInfo(filename, sha256_file(packed), packed.stat().st_size,
-                              report.tree_size, report.root.hex(),
-                              report.latest_signed_size or 0, now_rfc3339())
-            target = out / filename
-            move_aside(target, "previous")
-            atomic_write(seal_path(target), seal.encode())
-            os.replace(packed, target)
-            fsync_dir(out)
-        write_sidecar(target, info)
-        append_manifest(out, info)
-        latest = out / LATEST.replace(".db.gz", SUFFIX)
-        atomic_copy(target, latest)
-        atomic_copy(seal_path(target), seal_path(latest))
-        write_sidecar(latest, info)
-        ledger.append(Entry(kind="backup", data={
-            "file": filename, "sha256": info.sha256, "bytes": info.bytes,
-            "tree_size": info.tree_size, "root_hash": info.root_hash}))
-    return info
+            return publish(ledger, packed, out, report, latest=LATEST.replace(".db.gz", SUFFIX),
+                           seal=seal)
 
 
 def restore(home: Home, file: Path, url: str, sha: str, *,
             db: str | os.PathLike[str] | None) -> RestoreInfo:
-    from aurora.ledger.backup import finish_restore
-
     if not file.name.endswith(SUFFIX):
         raise BackupError(f"{file} is not a PostgreSQL ledger backup (*{SUFFIX}); a SQLite "
                           "backup moves into PostgreSQL with `aurora ledger migrate`")

@@ -29,6 +29,23 @@ def own_ports(stack: dict[str, object], *, replicas: int, split: int) -> None:
     stack.update(replica_metrics_port=replica_run, split_metrics_port=split_run)
 
 
+def copy_home(source: Path, root: Path, *, replicas: int, split: int,
+              **stack_overrides: object) -> None:
+    """Make ``root`` a home with ``source``'s configuration (``config/``, ``templates/``,
+    ``schemas/``, ``ops/`` without data, run files, backups and keys) and free ports of its
+    own, then ``stack_overrides`` in its ``config/stack.json``; not yet initialised."""
+    root.mkdir(parents=True, exist_ok=True)
+    for part in ("config", "templates", "schemas"):
+        shutil.copytree(source / part, root / part, dirs_exist_ok=True)
+    shutil.copytree(source / "ops", root / "ops", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("data", "run", "backups", "keys"))
+    stack_file = root / "config" / "stack.json"
+    stack = json.loads(stack_file.read_text())
+    own_ports(stack, replicas=replicas, split=split)
+    stack.update(stack_overrides)
+    stack_file.write_text(json.dumps(stack, indent=2) + "\n")
+
+
 def isolated_home(root: Path, source: Home | None = None) -> Home:
     """``root`` as an initialised home (created from ``source`` if needed); sets
     ``$AURORA_HOME`` for this process, as the services it starts get it too."""
@@ -37,15 +54,7 @@ def isolated_home(root: Path, source: Home | None = None) -> Home:
     source = source or Home.discover()
     root = root.resolve()
     if not (root / "config" / "stack.json").exists():
-        root.mkdir(parents=True, exist_ok=True)
-        for part in ("config", "templates", "schemas"):
-            shutil.copytree(source.root / part, root / part, dirs_exist_ok=True)
-        shutil.copytree(source.ops, root / "ops", dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("data", "run", "backups", "keys"))
-        stack_file = root / "config" / "stack.json"
-        stack = json.loads(stack_file.read_text())
-        own_ports(stack, replicas=8, split=16)
-        stack_file.write_text(json.dumps(stack, indent=2) + "\n")
+        copy_home(source.root, root, replicas=8, split=16)
     home = Home(root)
     init_home(home)
     os.environ["AURORA_HOME"] = str(root)

@@ -30,7 +30,7 @@ from aurora.drills.window import DrillWindow
 from aurora.durable import atomic_output
 from aurora.gpg import Published
 from aurora.home import Home
-from aurora.ledger.pgbackup import seal_path
+from aurora.ledger.backup import seal_path
 from aurora.soak.clock import SoakClock
 from aurora.soak.evidence import EvidenceLog, resolve
 from aurora.soak.schedule import Slot, SoakPlan
