@@ -133,6 +133,33 @@ def test_200_concurrent_claims_never_overrun_the_daily_cap(home: Path, pg_ledger
     assert cap - today < min(refused)
 
 
+def test_an_older_replicas_claim_function_shares_the_same_nonces_and_quota(
+        home: Path, pg_ledger_url: str) -> None:
+    """Schema v1's ``treaty_admit`` stays for replicas of an older version (a canary): its
+    claims and the current ``treaty_claim``'s spend the same nonces and the same hours."""
+    treaty, tenants = _world(home)
+    quota = treaty.quota
+    now = time.time()
+
+    def old_claim(nonce: str, hours: str) -> tuple[Any, ...]:
+        return _sql(pg_ledger_url, "SELECT * FROM treaty_admit(%s, %s, %s, %s, 60, %s, true, "
+                    "%s, %s)", (treaty.treaty_id, TENANT, nonce, now, Decimal(hours),
+                                Decimal(repr(quota.per_tenant_daily_gpu_hours)),
+                                Decimal(repr(quota.total_gpu_hours))))[0]
+
+    async def go() -> None:
+        async with Replicas(pg_ledger_url, treaty, tenants, 1) as replicas:
+            outcome, today, period, reservation = old_claim("by-old", "2.5")
+            assert outcome == "ok" and reservation is not None
+            replay = await replicas.admit(0, "by-old", 1.0, time.time())
+            assert replay.replay and replay.in_flight_until == pytest.approx(now + 60)
+            assert (await replicas.admit(0, "by-new", 1.5, time.time())).reservation
+            assert old_claim("by-new", "1.0")[0] == "replay"
+            assert await replicas.usage(now) == (Decimal("4.0"), Decimal("4.0"))
+
+    run(go)
+
+
 def test_a_claim_whose_lease_ran_out_is_resolved_against_the_ledger(
         home: Path, pg_ledger_url: str) -> None:
     """A replica died holding claims: recorded verdicts stay, the rest is undone."""

@@ -1,6 +1,6 @@
 """The treaty state in PostgreSQL: nonces, reservations and usage shared by every replica.
 
-Each claim is one call of ``treaty_admit`` (PL/pgSQL, one round trip, one transaction):
+Each claim is one call of ``treaty_claim`` (PL/pgSQL, one round trip, one transaction):
 
 * the nonce is claimed by ``INSERT … ON CONFLICT DO NOTHING`` on ``(tenant_id, nonce)``;
   a second claim of the same nonce, on any replica, waits for the first to commit and
@@ -91,12 +91,12 @@ CREATE TABLE IF NOT EXISTS treaty_usage (
 -- the reclaimer asks the ledger whether a claim's verdict was recorded
 CREATE INDEX IF NOT EXISTS treaty_audit_subject ON audit_log (subject, tenant_id);
 
-CREATE OR REPLACE FUNCTION treaty_admit(
+CREATE OR REPLACE FUNCTION treaty_claim(
     p_treaty TEXT, p_tenant TEXT, p_nonce TEXT, p_now DOUBLE PRECISION,
     p_lease DOUBLE PRECISION, p_hours NUMERIC, p_standing BOOLEAN, p_daily_cap NUMERIC,
     p_total_cap NUMERIC,
     OUT outcome TEXT, OUT tenant_today NUMERIC, OUT treaty_period NUMERIC,
-    OUT reservation BIGINT)
+    OUT reservation BIGINT, OUT held_until DOUBLE PRECISION)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_day TEXT := to_char(to_timestamp(p_now) AT TIME ZONE 'UTC', 'YYYY-MM-DD');
@@ -109,6 +109,9 @@ BEGIN
         WHERE n.lease_until IS NULL AND n.at + {NONCE_TTL_SECONDS} <= p_now;
     IF NOT FOUND THEN
         outcome := 'replay';
+        -- the claim's lease while its verdict is not yet durable (NULL once it is)
+        SELECT lease_until INTO held_until FROM treaty_nonces
+            WHERE tenant_id = p_tenant AND nonce = p_nonce;
         RETURN;
     END IF;
     IF NOT p_standing THEN
@@ -143,6 +146,20 @@ BEGIN
         WHERE tenant_id = p_tenant AND nonce = p_nonce;
     outcome := 'ok';
 END
+$fn$;
+
+-- Schema v1's claim, kept for replicas of an older version sharing this database (a
+-- canary, a rolling upgrade): the same claim without the replay's lease.
+CREATE OR REPLACE FUNCTION treaty_admit(
+    p_treaty TEXT, p_tenant TEXT, p_nonce TEXT, p_now DOUBLE PRECISION,
+    p_lease DOUBLE PRECISION, p_hours NUMERIC, p_standing BOOLEAN, p_daily_cap NUMERIC,
+    p_total_cap NUMERIC,
+    OUT outcome TEXT, OUT tenant_today NUMERIC, OUT treaty_period NUMERIC,
+    OUT reservation BIGINT)
+LANGUAGE sql AS $fn$
+    SELECT c.outcome, c.tenant_today, c.treaty_period, c.reservation
+    FROM treaty_claim(p_treaty, p_tenant, p_nonce, p_now, p_lease, p_hours, p_standing,
+                      p_daily_cap, p_total_cap) AS c
 $fn$;
 
 CREATE OR REPLACE FUNCTION treaty_release(p_id BIGINT) RETURNS NUMERIC
@@ -237,7 +254,7 @@ END
 $fn$;
 """
 
-SCHEMA = Schema(name="treaty", version=1,
+SCHEMA = Schema(name="treaty", version=2,
                 tables=("treaty_nonces", "treaty_reservations", "treaty_usage"), ddl=DDL)
 
 _SETTLE = """
@@ -334,19 +351,15 @@ class PgTreatyState:
         quota = self.treaty.quota
         async with self._conn() as conn:
             cursor = await conn.execute(
-                "SELECT * FROM treaty_admit(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "SELECT * FROM treaty_claim(%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (self.treaty.treaty_id, tenant_id, nonce, now, self.lease_s, _exact(gpu_hours),
                  denied is None, _exact(quota.per_tenant_daily_gpu_hours),
                  _exact(quota.total_gpu_hours)))
             row = await cursor.fetchone()
-            assert row is not None
-            outcome, today, period, reservation_id = row
-            if outcome == "replay":
-                cursor = await conn.execute(
-                    "SELECT lease_until FROM treaty_nonces WHERE tenant_id = %s "
-                    "AND nonce = %s", (tenant_id, nonce))
-                held = await cursor.fetchone()
-                return Admission(True, None, None, in_flight_until=held[0] if held else None)
+        assert row is not None
+        outcome, today, period, reservation_id, held_until = row
+        if outcome == "replay":
+            return Admission(True, None, None, in_flight_until=held_until)
         if outcome == "standing":
             assert denied is not None
             return Admission(False, denied, None)
