@@ -20,6 +20,11 @@ RUNS = [
     ["bridge_bench.py", "--seconds", "10", "--connections", "1,16,64"],
     ["bridge_bench.py", "--overhead", "--rate", "200", "--seconds", "30"],
     ["haproxy_bench.py", "--rate", "20", "--seconds", "30"],
+    # PostgreSQL mode (each starts its own throwaway durable cluster)
+    ["policy_pg_bench.py"],
+    ["ledger_pg_bench.py"],
+    ["bridge_bench.py", "--postgres", "--replicas", "1", "--connections", "64", "--seconds", "10"],
+    ["bridge_bench.py", "--postgres", "--replicas", "2", "--connections", "64", "--seconds", "10"],
 ]
 
 
