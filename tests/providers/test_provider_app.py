@@ -298,6 +298,7 @@ def test_chaos_lifecycle(client: Client, clock: Any) -> None:
 
 @pytest.mark.parametrize(("body", "status", "fragment"), [
     (b"{oops", 400, "bad_json"),
+    (b"x" * 70_000, 413, "too_large"),
     (b'{"type": "outage", "type": "outage"}', 400, "duplicate"),
     ({"type": "outage", "provider": "aws", "for": "1m"}, 422, "provider"),
     ({"type": "comet", "provider": "akash", "for": "1m"}, 422, "type"),
@@ -326,6 +327,9 @@ def test_scenario_schedules_events_from_now(client: Client) -> None:
     unknown = c.post("/scenario", json={"name": "apocalypse"})
     assert unknown.status_code == 404 and "demo" in unknown.json()["detail"]
     assert c.post("/scenario", json={"scenario": "demo"}).status_code == 422
+    for body, status, code in ((b"{oops", 400, "bad_json"), (b"x" * 70_000, 413, "too_large")):
+        refused = c.post_body("/scenario", body)
+        assert (refused.status_code, refused.json()["error"]) == (status, code)
 
 
 def test_unknown_routes_and_methods_answer_json(client: Client) -> None:

@@ -126,12 +126,18 @@ def error(status: int, code: str, detail: str | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status)
 
 
-async def _read_json(request: Request) -> Any:
-    """A small operator-sent JSON body, strictly parsed.
-
-    StrictJSONError if it is not JSON, BodyTooLarge past the limit.
-    """
-    return parse_strict(await read_body(request.scope, request.receive, MAX_BODY_BYTES))
+async def _read_json(request: Request) -> tuple[Any, Response | None]:
+    """A small operator-sent JSON body, strictly parsed: ``(document, None)``, or
+    ``(None, the error answer)`` when it is too large, not JSON, or never arrived."""
+    try:
+        return parse_strict(await read_body(request.scope, request.receive,
+                                            MAX_BODY_BYTES)), None
+    except BodyTooLarge as exc:
+        return None, error(413, "too_large", str(exc))
+    except ClientDisconnect:
+        return None, Response(status_code=400)
+    except StrictJSONError as exc:
+        return None, error(400, "bad_json", str(exc))
 
 
 class ProviderService:
@@ -248,14 +254,9 @@ class ProviderService:
                              "events": [e.to_json(now) for e in self.network.events.all()]})
 
     async def chaos_add(self, request: Request) -> Response:
-        try:
-            document = await _read_json(request)
-        except BodyTooLarge as exc:
-            return error(413, "too_large", str(exc))
-        except ClientDisconnect:
-            return Response(status_code=400)
-        except StrictJSONError as exc:
-            return error(400, "bad_json", str(exc))
+        document, refused = await _read_json(request)
+        if refused is not None:
+            return refused
         now = self._clock()
         try:
             event = self.network.inject(document, now)
@@ -275,14 +276,9 @@ class ProviderService:
         return JSONResponse({"cleared": 1, "event": event.to_json(now)})
 
     async def scenario(self, request: Request) -> Response:
-        try:
-            document = await _read_json(request)
-        except BodyTooLarge as exc:
-            return error(413, "too_large", str(exc))
-        except ClientDisconnect:
-            return Response(status_code=400)
-        except StrictJSONError as exc:
-            return error(400, "bad_json", str(exc))
+        document, refused = await _read_json(request)
+        if refused is not None:
+            return refused
         name = document.get("name") if isinstance(document, dict) else None
         if not isinstance(name, str):
             return error(422, "invalid", 'body must be {"name": "<scenario>"}')
