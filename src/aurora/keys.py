@@ -69,13 +69,17 @@ def public_key_bytes(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-def load_private_key(path: Path) -> Ed25519PrivateKey:
+def _read_key_file(path: Path, what: str) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
-        raise KeyFileError(f"private key {path} is missing (run `aurora init`)") from None
+        raise KeyFileError(f"{what} {path} is missing (run `aurora init`)") from None
     except OSError as exc:
-        raise KeyFileError(f"private key {path} is unreadable: {exc.strerror}") from None
+        raise KeyFileError(f"{what} {path} is unreadable: {exc.strerror}") from None
+
+
+def load_private_key(path: Path) -> Ed25519PrivateKey:
+    data = _read_key_file(path, "private key")
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
@@ -86,12 +90,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
 
 
 def load_public_key(path: Path) -> Ed25519PublicKey:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise KeyFileError(f"public key {path} is missing (run `aurora init`)") from None
-    except OSError as exc:
-        raise KeyFileError(f"public key {path} is unreadable: {exc.strerror}") from None
+    data = _read_key_file(path, "public key")
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
