@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -100,7 +101,8 @@ def run(url: str, postmaster: int, processes: int, seconds: float) -> dict[str, 
     warmup = 1.0
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     workers = [multiprocessing.Process(target=_process,
-                                       args=(url, f"p{processes}-{i}", seconds, warmup, queue))
+                                       args=(url, f"p{processes}-{i}", seconds, warmup, queue),
+                                       daemon=True)  # they end with this process
                for i in range(processes)]
     for worker in workers:
         worker.start()
@@ -129,6 +131,8 @@ def main() -> None:
                         help="comma-separated counts of replica-like processes")
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
+    # a timeout's SIGTERM still stops the cluster (the finally below), by PID
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(tempfile.mkdtemp(prefix="aurora-claimbench-"))
     root.chmod(0o755)  # the server runs as the postgres user when we are root
     pg_home = Home(root)
