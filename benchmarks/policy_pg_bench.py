@@ -20,7 +20,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -30,11 +29,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from bridge_bench import postgres  # noqa: E402  (the durable throwaway cluster, by PID)
+
 from aurora.config import load_tenants  # noqa: E402
-from aurora.db import cluster, schema  # noqa: E402
+from aurora.db.postgres import connect  # noqa: E402
 from aurora.home import Home  # noqa: E402
 from aurora.policy.pgstate import PgTreatyState  # noqa: E402
-from aurora.ports import free_port  # noqa: E402
 from aurora.treaty import load_treaty  # noqa: E402
 
 IN_FLIGHT = 16
@@ -133,21 +135,14 @@ def main() -> None:
     args = parser.parse_args()
     # a timeout's SIGTERM still stops the cluster (the finally below), by PID
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    root = Path(tempfile.mkdtemp(prefix="aurora-claimbench-"))
-    root.chmod(0o755)  # the server runs as the postgres user when we are root
-    pg_home = Home(root)
-    started = cluster.start(pg_home, root / "data", free_port())
-    try:
-        url = started.url()
-        schema.init(url)
-        postmaster = started.pid
-        print(f"{os.cpu_count()} CPUs, durable cluster on port {started.port}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp, postgres(True, Path(tmp)) as url:
+        with connect(url) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+        assert row is not None
+        postmaster = int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+        print(f"{os.cpu_count()} CPUs, durable cluster: {url}", flush=True)
         for processes in (int(p) for p in args.processes.split(",")):
             print(json.dumps(run(url, postmaster, processes, args.seconds)), flush=True)
-    finally:
-        cluster.stop(pg_home)
-        shutil.rmtree(root, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
