@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import re
 import shutil
@@ -128,11 +129,50 @@ def run_wrk(url: str, bodies: Path, connections: int, seconds: int, script: Path
             "max_ms": worst / 1000}
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU of a process (all its threads), in seconds; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postmaster_pid(url: str) -> int:
+    """The PostgreSQL server's main process, from the data directory it reports."""
+    from aurora.db.postgres import connect
+
+    with connect(url) as conn:
+        row = conn.execute("SHOW data_directory").fetchone()
+    assert row is not None
+    return int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU used so far by the server: its postmaster and every backend alive now."""
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return sum(_cpu_s(pid) for pid in [postmaster, *map(int, children)])
+
+
+def cpu_seconds(home: Home, replicas: int, postmaster: int | None) -> dict[str, float]:
+    """CPU used so far by the stack's bridges, the provider network and the server."""
+    from aurora.procs import running
+    from aurora.stack import replica_name
+
+    bridges = [running(home, replica_name(r)) for r in range(1, replicas + 1)]
+    out = {"bridges": sum(_cpu_s(pid) for pid in bridges if pid),
+           "providers": _cpu_s(running(home, "providers") or 0)}
+    if postmaster is not None:
+        out["postgres"] = server_cpu_seconds(postmaster)
+    return out
+
+
 def throughput(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk (make system-deps does it)")
     with tempfile.TemporaryDirectory() as tmp, postgres(args.postgres, Path(tmp)) as url:
         home = bench_home(Path(tmp) / "home", **({"database_url": url} if url else {}))
+        postmaster = postmaster_pid(url) if url else None
         stack = load_stack(home)
         up(home, UpOptions(traffic=False, observatory=False, backups=False, zero_delay=True,
                            replicas=args.replicas))
@@ -147,7 +187,14 @@ def throughput(args: argparse.Namespace) -> None:
                 bodies.write_text("\n".join(signed_orders(home, per_run)) + "\n")
                 run_wrk(url, bodies, connections, 2, script)  # warm-up (its orders are spent)
                 bodies.write_text("\n".join(signed_orders(home, per_run)) + "\n")
+                before = cpu_seconds(home, args.replicas, postmaster)
                 result = run_wrk(url, bodies, connections, args.seconds, script)
+                used = cpu_seconds(home, args.replicas, postmaster)
+                orders = int(result["statuses"].get("200", 0))
+                # CPU per acknowledged order over the measured run (/proc, every thread)
+                result["cpu_ms_per_order"] = {
+                    name: round((used[name] - before.get(name, 0.0)) * 1e3 / orders, 3)
+                    for name in used} if orders else {}
                 results.append(result)
                 print(json.dumps(result), flush=True)
             verify = subprocess.run([sys.executable, "-m", "aurora", "ledger", "verify-audit"],

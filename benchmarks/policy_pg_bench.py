@@ -31,10 +31,13 @@ sys.path.insert(0, str(REPO / "src"))
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from bridge_bench import postgres  # noqa: E402  (the durable throwaway cluster, by PID)
+from bridge_bench import (  # noqa: E402  (the durable throwaway cluster, by PID)
+    postgres,
+    postmaster_pid,
+    server_cpu_seconds,
+)
 
 from aurora.config import load_tenants  # noqa: E402
-from aurora.db.postgres import connect  # noqa: E402
 from aurora.home import Home  # noqa: E402
 from aurora.policy.pgstate import PgTreatyState  # noqa: E402
 from aurora.treaty import load_treaty  # noqa: E402
@@ -83,22 +86,6 @@ def _process(url: str, tag: str, seconds: float, warmup: float,
     out.put(asyncio.run(_claims(url, tag, seconds, warmup)))
 
 
-def _server_cpu_s(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # a backend that has gone
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def _server_pids(postmaster: int) -> list[int]:
-    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-    return [postmaster, *map(int, children)]
-
-
 def run(url: str, postmaster: int, processes: int, seconds: float) -> dict[str, object]:
     warmup = 1.0
     queue: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
@@ -109,11 +96,10 @@ def run(url: str, postmaster: int, processes: int, seconds: float) -> dict[str, 
     for worker in workers:
         worker.start()
     time.sleep(warmup)
-    pids = _server_pids(postmaster)
-    cpu0 = _server_cpu_s(pids)
+    cpu0 = server_cpu_seconds(postmaster)
     time.sleep(seconds)
-    # backends of the replicas' pools started during the warm-up: all of them are in pids
-    server_cpu = _server_cpu_s(pids) - cpu0
+    # the replicas' pools opened their backends during the warm-up: counted both times
+    server_cpu = server_cpu_seconds(postmaster) - cpu0
     results = [queue.get(timeout=seconds + 60) for _ in workers]
     for worker in workers:
         worker.join()
@@ -136,10 +122,7 @@ def main() -> None:
     # a timeout's SIGTERM still stops the cluster (the finally below), by PID
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory() as tmp, postgres(True, Path(tmp)) as url:
-        with connect(url) as conn:
-            row = conn.execute("SHOW data_directory").fetchone()
-        assert row is not None
-        postmaster = int((Path(row[0]) / "postmaster.pid").read_text().split()[0])
+        postmaster = postmaster_pid(url)
         print(f"{os.cpu_count()} CPUs, durable cluster: {url}", flush=True)
         for processes in (int(p) for p in args.processes.split(",")):
             print(json.dumps(run(url, postmaster, processes, args.seconds)), flush=True)
