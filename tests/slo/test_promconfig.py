@@ -36,8 +36,8 @@ def scale(expr: str, time_scale: float = 0.01, floor: float = 4.0, step_floor: f
     ("max_over_time(rate(x[1h])[6h:])", "max_over_time(rate(x[36s])[3m36s:])"),
     ("x offset 1h", "x offset 36s"),
     ("rate(x[5m] offset -2h)", "rate(x[4s] offset -1m12s)"),
-    # numbers outside brackets are not durations: the traffic guard keeps its meaning
-    ("slo:fill_events:rate1h * 3600 >= 100", "slo:fill_events:rate1h * 3600 >= 100"),
+    # numbers outside brackets are not durations
+    ("rate(x[1h]) * 3600 >= 100", "rate(x[36s]) * 3600 >= 100"),
     # brackets inside strings are label values or regexes, not ranges
     ('x{le=~"[5m]", a=\'[1h]\', b=`[2h]`}[1h]', 'x{le=~"[5m]", a=\'[1h]\', b=`[2h]`}[36s]'),
     ('x{a="say \\"[1h]\\""}[1h]', 'x{a="say \\"[1h]\\""}[36s]'),
@@ -106,9 +106,58 @@ def test_compressed_rehearsal_scales_every_for_and_range(home: Path) -> None:
     assert "[4s]" in rules["TreatyRttP95High"]["expr"]
     assert "[1m40s]" in rules["slo:fill_errors:ratio_rate1d"]["expr"]  # a day in 100 s
     assert "[8s333ms]" in rules["slo:fill_errors:ratio_rate2h"]["expr"]
-    assert "* 86400 >= 100" in next(r["expr"] for r in rules.values()
-                                    if r.get("labels", {}).get("long_window") == "1d")
+    # the minimum-traffic guard counts the orders in the compressed day, not a day's worth
+    assert rules["slo:rtt_events:increase1d"]["expr"] == (
+        "sum by (treaty_id) (increase(treaty_rtt_ms_count[1m40s]))")
+    assert next(r["expr"] for r in rules.values() if r.get("labels", {}).get(
+        "long_window") == "1d").endswith("slo:fill_events:increase1d >= 100")
     result = subprocess.run(["promtool", "check", "config", str(path)], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+RTT_SERIES = 'treaty_rtt_ms_{kind}{{{le}treaty_id="AURORA-AKASH-001"}}'
+
+
+def _rtt_burn_test(per_second: int, slow_every: int) -> dict:  # type: ignore[type-arg]
+    """A promtool test: ``per_second`` orders a second, every ``slow_every``-th over 350 ms."""
+    orders = [per_second * t for t in range(61)]
+    fast = [n - n // slow_every for n in orders]
+    return {
+        "interval": "1s",
+        "input_series": [
+            {"series": RTT_SERIES.format(kind="bucket", le='le="350.0",'),
+             "values": " ".join(map(str, fast))},
+            {"series": RTT_SERIES.format(kind="count", le=""),
+             "values": " ".join(map(str, orders))},
+        ],
+        "alert_rule_test": [{"eval_time": "50s", "alertname": "TreatyRttBudgetBurn",
+                             "exp_alerts": []}],
+    }
+
+
+def test_compressed_burn_alerts_keep_the_traffic_guard(home: Path, tmp_path: Path) -> None:
+    # A rehearsal's night: a 12-s day, an order a second, one in three slow. Its "6h" and
+    # "30m" windows are 4 s of real time: 4 orders. Counted as rate x 6 h that passed the
+    # 100-event guard and paged on one slow order (a SEV2 that failed a Day-7 gate).
+    _, config = render(home, scrape_interval="1s", evaluation_interval="1s",
+                       time_scale=12 / 86400)
+    burn = next(Path(f) for f in config["rule_files"] if Path(f).name == "aurora-burn-rate.yml")
+    quiet = _rtt_burn_test(1, 3)
+    # the same share of slow orders at 30 a second: 120 in each 4-s window, so it pages
+    # (6h/30m: over 28 % slow; 1h/5m needs 84 %) and tickets (1d/2h)
+    busy = _rtt_burn_test(30, 3)
+    del busy["alert_rule_test"]
+    busy["promql_expr_test"] = [{
+        "expr": 'count by (long_window) (ALERTS{alertname="TreatyRttBudgetBurn", '
+                'alertstate="firing"})',
+        "eval_time": "50s",
+        "exp_samples": [{"labels": f'{{long_window="{w}"}}', "value": 1} for w in ("6h", "1d")],
+    }]
+    tests = tmp_path / "compressed.test.yml"
+    tests.write_text(yaml.safe_dump({"rule_files": [str(burn)], "evaluation_interval": "1s",
+                                     "tests": [quiet, busy]}))
+    result = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 

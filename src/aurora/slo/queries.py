@@ -196,12 +196,13 @@ def error_ratio(key: BudgetKey, window: str) -> str:
     return f"1 - (\n  {good}\n  /\n  {total}\n)"
 
 
-def events_rate(key: BudgetKey, window: str) -> str:
-    """Events per second of SLI ``key`` over ``window`` (the minimum-traffic guard)."""
+def events_in(key: BudgetKey, window: str) -> str:
+    """How many events of SLI ``key`` happened in ``window`` (the minimum-traffic guard)."""
     if key in ("fill", "provenance"):
-        return _sum_rate(selector(REQUESTS_TOTAL, ADMITTED), window)
-    histogram = n.RTT_MS if key == "rtt" else n.POLICY_DECISION_MS
-    return _sum_rate(n.count(histogram), window)
+        series = selector(REQUESTS_TOTAL, ADMITTED)
+    else:
+        series = n.count(n.RTT_MS if key == "rtt" else n.POLICY_DECISION_MS)
+    return f"sum by (treaty_id) (increase({series}[{window}]))"
 
 
 # --- recording-rule names ----------------------------------------------------------------------
@@ -245,8 +246,8 @@ def error_ratio_record(key: BudgetKey, window: str) -> str:
     return f"slo:{key}_errors:ratio_rate{window}"
 
 
-def events_rate_record(key: BudgetKey, window: str) -> str:
-    return f"slo:{key}_events:rate{window}"
+def events_record(key: BudgetKey, window: str) -> str:
+    return f"slo:{key}_events:increase{window}"
 
 
 # --- traffic and target health -------------------------------------------------------------

@@ -97,11 +97,10 @@ def _burn_alert(budget: BudgetSLO, window: BurnWindow) -> dict[str, Any]:
     op = ">=" if capped else ">"
     long_ratio = q.error_ratio_record(budget.key, window.long)
     short_ratio = q.error_ratio_record(budget.key, window.short)
-    long_seconds = int(parse_duration(window.long))
-    # rate x seconds = events in the long window; written as a rate so that a time-compressed
-    # rehearsal (aurora.slo.promconfig) keeps the same minimum traffic per unit of time
-    guard = (f"{q.events_rate_record(budget.key, window.long)} * {long_seconds} "
-             f">= {MIN_EVENTS_IN_LONG_WINDOW}")
+    # counted in the window itself, not as a rate times its nominal length: on a compressed
+    # clock (aurora.slo.promconfig) a "6h" range holds seconds of traffic, and a ratio of
+    # three orders must not page there either
+    guard = f"{q.events_record(budget.key, window.long)} >= {MIN_EVENTS_IN_LONG_WINDOW}"
     expr = (f"(\n  {long_ratio} {op} {threshold}\n  and on (treaty_id)\n"
             f"  {short_ratio} {op} {threshold}\n)\nand on (treaty_id)\n{guard}")
     error_budget = budget.error_budget
@@ -137,8 +136,8 @@ def burn_rate_rules() -> dict[str, Any]:
             for w in burn_windows()
         ]
         rules += [
-            {"record": q.events_rate_record(budget.key, bw.long),
-             "expr": q.events_rate(budget.key, bw.long)}
+            {"record": q.events_record(budget.key, bw.long),
+             "expr": q.events_in(budget.key, bw.long)}
             for bw in BURN_WINDOWS
         ]
         # alerts after the records of the same group: they see this evaluation's values
