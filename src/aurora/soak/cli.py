@@ -149,7 +149,8 @@ def rehearse(
     soak_id: str = typer.Option(None, "--soak-id", help="Name it; an existing id resumes it."),
     drills: str = typer.Option("fill,latency,restore,rollback", "--drills", help=DRILLS_HELP),
     traffic_rate: float = typer.Option(None, "--traffic-rate", parser=RATE,
-                                      help="Orders/s (default 3)."),
+                                      help="Orders/s (default: 3, or less if the tenants' "
+                                           "daily budgets would not last the rehearsal)."),
     start_date: str = typer.Option(None, "--start-date", metavar="YYYY-MM-DD", parser=DAY,
                                    help="Soak-clock day 1 (default: today)."),
     home_dir: Path = typer.Option(None, "--home", file_okay=False,
@@ -162,7 +163,7 @@ def rehearse(
     """
     from aurora.gpg import chosen_key
     from aurora.soak.isolate import isolated_home
-    from aurora.soak.rehearsal import DEFAULT_TRAFFIC_RATE, RehearsalOptions, default_day_seconds
+    from aurora.soak.rehearsal import RehearsalOptions, default_day_seconds
     from aurora.soak.rehearsal import rehearse as run
 
     home = isolated_home(home_dir) if home_dir else Home.discover()
@@ -172,7 +173,7 @@ def rehearse(
         raise AuroraError(f"--start-date {start_date!r} is not YYYY-MM-DD", exit_code=2) from None
     options = RehearsalOptions(days=days, day_seconds=day_seconds or default_day_seconds(home),
                                key=chosen_key(key), drills=_drills(drills),
-                               traffic_rate=traffic_rate or DEFAULT_TRAFFIC_RATE,
+                               traffic_rate=traffic_rate,
                                soak_id=soak_id, start_date=first)
     hooks, view = _hooks(f"Aurora soak rehearsal ({home.root})")
     with view:
