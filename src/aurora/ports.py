@@ -38,16 +38,9 @@ def free_ports(*sizes: int) -> list[int]:
 
 
 def _bound(port: int) -> socket.socket:
-    # As the servers we start do (uvicorn, Prometheus, PostgreSQL, HAProxy all set
-    # SO_REUSEADDR): a port that only a closed connection's TIME_WAIT holds is free. Without
-    # it, after a run of short-lived connections no 12 consecutive ports were free in 100
-    # tries. Listening keeps the port ours until every run is chosen: SO_REUSEADDR would let
-    # a second bound-only socket share it.
     sock = socket.socket()
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))
-        sock.listen()
     except OSError:
         sock.close()
         raise
