@@ -21,7 +21,7 @@ import pytest
 from aurora.config import TenantConfig, load_tenants
 from aurora.home import Home
 from aurora.policy.pgstate import PgTreatyState, usage
-from aurora.policy.state import Admission, utc_day
+from aurora.policy.state import Admission, PolicyState, utc_day
 from aurora.policy.treaty_state import TreatyStateUnavailable
 from aurora.treaty import Treaty, load_treaty
 
@@ -131,6 +131,48 @@ def test_200_concurrent_claims_never_overrun_the_daily_cap(home: Path, pg_ledger
     # order refused (a refused order would still not fit)
     refused = [Decimal(repr(sizes[i])) for i, a in enumerate(answers) if a.reservation is None]
     assert cap - today < min(refused)
+
+
+def test_claims_decide_as_the_in_memory_state_does(home: Path, pg_ledger_url: str) -> None:
+    """The same claims against small caps, in PostgreSQL and in the single-process state:
+    the same verdict for each, denials spend nothing, and the counters agree after each
+    claim; every path of ``treaty_claim`` is taken: first claim of the treaty and of a
+    tenant's day (no usage rows yet), either cap, both at once (the daily cap is named),
+    and hours that fit again after a release."""
+    treaty, tenants = _world(home)
+    small = treaty.model_copy(update={"quota": treaty.quota.model_copy(
+        update={"total_gpu_hours": 20.0, "per_tenant_daily_gpu_hours": 8.0})})
+    names = ["tenant-42", "orion-labs", "helix-bio"]  # in standing: their caps decide
+    rng = random.Random(11)
+    # halves are exact in float and numeric alike: the two states can agree to the bit
+    claims = [(rng.choice(names), rng.choice([0.5, 1.0, 2.5, 4.0, 6.0])) for _ in range(80)]
+    reference = PolicyState(small, tenants)
+    reasons: dict[str, int] = {}
+
+    async def go() -> None:
+        async with Replicas(pg_ledger_url, small, tenants, 2) as replicas:
+            now = time.time()
+            for i, (tenant, hours) in enumerate(claims):
+                before = reference.usage(tenant, now)
+                if (before.tenant_today + hours > 8.0 and before.treaty_period + hours > 20.0):
+                    reasons["both over"] = reasons.get("both over", 0) + 1
+                expected = reference.admit(treaty_id=small.treaty_id, tenant_id=tenant,
+                                           region=REGION, gpu_hours=hours, nonce=f"n-{i}",
+                                           now=now)
+                got = await replicas.admit(i, f"n-{i}", hours, now, tenant=tenant)
+                assert expected.decision is not None and got.decision is not None
+                assert (got.decision.reason, got.decision.detail) == (
+                    expected.decision.reason, expected.decision.detail), (i, tenant, hours)
+                reasons[got.decision.reason] = reasons.get(got.decision.reason, 0) + 1
+                if i % 7 == 3 and got.reservation and expected.reservation:  # hours come back
+                    await replicas.states[i % 2].release(got.reservation)
+                    reference.release(expected.reservation)
+                want = reference.usage(tenant, now)
+                assert await replicas.usage(now, tenant) == (
+                    Decimal(repr(want.tenant_today)), Decimal(repr(want.treaty_period)))
+
+    run(go)
+    assert {"ok", "daily_cap", "treaty_cap", "both over"} <= set(reasons), reasons
 
 
 def test_an_older_replicas_claim_function_shares_the_same_nonces_and_quota(
