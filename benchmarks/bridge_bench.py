@@ -24,6 +24,11 @@ throwaway local cluster started for the run (``aurora.db.cluster``, durable sett
 fsync and synchronous_commit on, as ``aurora db up``), the schema created, and
 ``--replicas N`` bridge processes sharing the order port (SO_REUSEPORT), so the ledger
 appends and the treaty state's claims all go to PostgreSQL.
+
+``--bridge-cpus 1`` (Linux) splits the machine in two: the bridges on the CPUs listed,
+everything else (PostgreSQL, the provider network, wrk, this script) on the others. The
+bridges' figure is then what that many cores of bridge give with the database and the
+providers on other machines: a measured stand-in for one bridge machine of a larger layout.
 """
 
 from __future__ import annotations
@@ -167,9 +172,27 @@ def cpu_seconds(home: Home, replicas: int, postmaster: int | None) -> dict[str, 
     return out
 
 
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus`` (threads it starts later inherit it)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
+def split_cpus(spec: str) -> tuple[set[int], set[int]]:
+    """(bridges' CPUs, everyone else's) from ``--bridge-cpus`` such as ``1`` or ``2,3``."""
+    bridges = {int(cpu) for cpu in spec.split(",")}
+    rest = os.sched_getaffinity(0) - bridges
+    if not bridges <= os.sched_getaffinity(0) or not rest:
+        sys.exit(f"--bridge-cpus {spec}: name CPUs this process may use, and leave one out")
+    return bridges, rest
+
+
 def throughput(args: argparse.Namespace) -> None:
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install -y wrk (make system-deps does it)")
+    split = split_cpus(args.bridge_cpus) if args.bridge_cpus else None
+    if split:  # the cluster, the providers and wrk are started from here: they inherit it
+        os.sched_setaffinity(0, split[1])
     with tempfile.TemporaryDirectory() as tmp, postgres(args.postgres, Path(tmp)) as url:
         home = bench_home(Path(tmp) / "home", **({"database_url": url} if url else {}))
         postmaster = postmaster_pid(url) if url else None
@@ -177,6 +200,16 @@ def throughput(args: argparse.Namespace) -> None:
         up(home, UpOptions(traffic=False, observatory=False, backups=False, zero_delay=True,
                            replicas=args.replicas))
         try:
+            if split:
+                from aurora.procs import running
+                from aurora.stack import replica_name
+
+                for r in range(1, args.replicas + 1):
+                    if not (pid := running(home, replica_name(r))):
+                        sys.exit(f"bridge replica {r} is not running")
+                    pin(pid, split[0])
+                print(json.dumps({"bridge_cpus": sorted(split[0]),
+                                  "other_cpus": sorted(split[1])}), flush=True)
             url = f"{stack.bridge_url}"
             script = Path(tmp) / "orders.lua"
             script.write_text(LUA)
@@ -306,6 +339,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="PostgreSQL mode: a throwaway durable local cluster")
     parser.add_argument("--replicas", type=int, default=1)
+    parser.add_argument("--bridge-cpus", default="",
+                        help="CPUs for the bridges only, e.g. 1: everything else on the rest")
     parser.add_argument("--rate", type=float, default=200)
     args = parser.parse_args()
     if args.overhead:
