@@ -159,13 +159,19 @@ def server_cpu_seconds(postmaster: int) -> float:
     return sum(_cpu_s(pid) for pid in [postmaster, *map(int, children)])
 
 
-def cpu_seconds(home: Home, replicas: int, postmaster: int | None) -> dict[str, float]:
-    """CPU used so far by the stack's bridges, the provider network and the server."""
+def bridge_pids(home: Home, replicas: int) -> list[int | None]:
+    """Each replica's PID, None for one not running."""
     from aurora.procs import running
     from aurora.stack import replica_name
 
-    bridges = [running(home, replica_name(r)) for r in range(1, replicas + 1)]
-    out = {"bridges": sum(_cpu_s(pid) for pid in bridges if pid),
+    return [running(home, replica_name(r)) for r in range(1, replicas + 1)]
+
+
+def cpu_seconds(home: Home, replicas: int, postmaster: int | None) -> dict[str, float]:
+    """CPU used so far by the stack's bridges, the provider network and the server."""
+    from aurora.procs import running
+
+    out = {"bridges": sum(_cpu_s(pid) for pid in bridge_pids(home, replicas) if pid),
            "providers": _cpu_s(running(home, "providers") or 0)}
     if postmaster is not None:
         out["postgres"] = server_cpu_seconds(postmaster)
@@ -181,8 +187,9 @@ def pin(pid: int, cpus: set[int]) -> None:
 def split_cpus(spec: str) -> tuple[set[int], set[int]]:
     """(bridges' CPUs, everyone else's) from ``--bridge-cpus`` such as ``1`` or ``2,3``."""
     bridges = {int(cpu) for cpu in spec.split(",")}
-    rest = os.sched_getaffinity(0) - bridges
-    if not bridges <= os.sched_getaffinity(0) or not rest:
+    allowed = os.sched_getaffinity(0)
+    rest = allowed - bridges
+    if not bridges <= allowed or not rest:
         sys.exit(f"--bridge-cpus {spec}: name CPUs this process may use, and leave one out")
     return bridges, rest
 
@@ -201,11 +208,8 @@ def throughput(args: argparse.Namespace) -> None:
                            replicas=args.replicas))
         try:
             if split:
-                from aurora.procs import running
-                from aurora.stack import replica_name
-
-                for r in range(1, args.replicas + 1):
-                    if not (pid := running(home, replica_name(r))):
+                for r, pid in enumerate(bridge_pids(home, args.replicas), start=1):
+                    if not pid:
                         sys.exit(f"bridge replica {r} is not running")
                     pin(pid, split[0])
                 print(json.dumps({"bridge_cpus": sorted(split[0]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -146,16 +147,17 @@ def test_claims_decide_as_the_in_memory_state_does(home: Path, pg_ledger_url: st
     rng = random.Random(11)
     # halves are exact in float and numeric alike: the two states can agree to the bit
     claims = [(rng.choice(names), rng.choice([0.5, 1.0, 2.5, 4.0, 6.0])) for _ in range(80)]
+    daily, total = small.quota.per_tenant_daily_gpu_hours, small.quota.total_gpu_hours
     reference = PolicyState(small, tenants)
-    reasons: dict[str, int] = {}
+    reasons: Counter[str] = Counter()
 
     async def go() -> None:
         async with Replicas(pg_ledger_url, small, tenants, 2) as replicas:
             now = time.time()
             for i, (tenant, hours) in enumerate(claims):
                 before = reference.usage(tenant, now)
-                if (before.tenant_today + hours > 8.0 and before.treaty_period + hours > 20.0):
-                    reasons["both over"] = reasons.get("both over", 0) + 1
+                if before.tenant_today + hours > daily and before.treaty_period + hours > total:
+                    reasons["both over"] += 1
                 expected = reference.admit(treaty_id=small.treaty_id, tenant_id=tenant,
                                            region=REGION, gpu_hours=hours, nonce=f"n-{i}",
                                            now=now)
@@ -163,7 +165,7 @@ def test_claims_decide_as_the_in_memory_state_does(home: Path, pg_ledger_url: st
                 assert expected.decision is not None and got.decision is not None
                 assert (got.decision.reason, got.decision.detail) == (
                     expected.decision.reason, expected.decision.detail), (i, tenant, hours)
-                reasons[got.decision.reason] = reasons.get(got.decision.reason, 0) + 1
+                reasons[got.decision.reason] += 1
                 if i % 7 == 3 and got.reservation and expected.reservation:  # hours come back
                     await replicas.states[i % 2].release(got.reservation)
                     reference.release(expected.reservation)
